@@ -1,0 +1,459 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/pprof"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"etcdlite/kv"
+)
+
+const keysURLPrefix = "/v2/keys"
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// clientHandler routes the client API.
+func (s *server) clientHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(keysURLPrefix, s.handleKeys)
+	mux.HandleFunc(keysURLPrefix+"/", s.handleKeys)
+	mux.HandleFunc("/v2/members", s.handleMembers)
+	mux.HandleFunc("/v2/members/", s.handleMembers)
+	mux.HandleFunc("/v2/machines", s.handleMachines)
+	mux.HandleFunc("/v2/stats/self", s.handleStatsSelf)
+	mux.HandleFunc("/v2/stats/leader", s.handleStatsLeader)
+	mux.HandleFunc("/v2/stats/store", s.handleStatsStore)
+	mux.HandleFunc("/version", s.handleVersion)
+	mux.HandleFunc("/health", s.handleHealth)
+	if s.cfg.EnablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return cors(mux)
+}
+
+// cors adds the cross-origin headers etcd sends and answers preflights.
+func cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["Access-Control-Allow-Headers"] = []string{"accept, content-type, authorization"}
+		h["Access-Control-Allow-Methods"] = []string{"POST, GET, OPTIONS, PUT, DELETE"}
+		h["Access-Control-Allow-Origin"] = []string{"*"}
+		if r.Method == http.MethodOptions {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// allowMethod answers 405 unless the request's method is one of ms.
+func allowMethod(w http.ResponseWriter, r *http.Request, ms ...string) bool {
+	for _, m := range ms {
+		if r.Method == m {
+			return true
+		}
+	}
+	w.Header().Set("Allow", strings.Join(ms, ","))
+	http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+	return false
+}
+
+// keyRequest is a parsed /v2/keys request.
+type keyRequest struct {
+	req              kv.Request
+	get              bool
+	wait             bool
+	stream           bool
+	quorum           bool
+	sorted           bool
+	since            uint64
+	noValueOnSuccess bool
+}
+
+// parseKeyRequest reads a keys request's form and query the way etcd does,
+// checking the fields in etcd's order so the same error wins.
+func parseKeyRequest(r *http.Request) (*keyRequest, *kv.Error) {
+	if err := r.ParseForm(); err != nil {
+		return nil, kv.NewError(kv.EcodeInvalidForm, err.Error(), 0)
+	}
+	form := r.Form
+	kr := &keyRequest{}
+	kr.req.Path = path.Join(keysPrefix, r.URL.Path[len(keysURLPrefix):])
+	var err *kv.Error
+	uintField := func(name string, dst *uint64) {
+		if err != nil {
+			return
+		}
+		if vs, ok := form[name]; ok && len(vs) > 0 {
+			v, perr := strconv.ParseUint(vs[0], 10, 64)
+			if perr != nil {
+				err = kv.NewError(kv.EcodeIndexNaN, `invalid value for "`+name+`"`, 0)
+				return
+			}
+			*dst = v
+		}
+	}
+	boolField := func(name, cause string, dst *bool) {
+		if err != nil {
+			return
+		}
+		if vs, ok := form[name]; ok && len(vs) > 0 {
+			v, perr := strconv.ParseBool(vs[0])
+			if perr != nil {
+				if cause == "" {
+					cause = `invalid value for "` + name + `"`
+				}
+				err = kv.NewError(kv.EcodeInvalidField, cause, 0)
+				return
+			}
+			*dst = v
+		}
+	}
+	uintField("prevIndex", &kr.req.PrevIndex)
+	uintField("waitIndex", &kr.since)
+	boolField("recursive", "", &kr.req.Recursive)
+	boolField("sorted", "", &kr.sorted)
+	boolField("wait", "", &kr.wait)
+	boolField("dir", "", &kr.req.Dir)
+	boolField("quorum", "", &kr.quorum)
+	boolField("stream", "", &kr.stream)
+	if err != nil {
+		return nil, err
+	}
+	if kr.wait && r.Method != http.MethodGet {
+		return nil, kv.NewError(kv.EcodeInvalidField, `"wait" can only be used with GET requests`, 0)
+	}
+	kr.req.PrevValue = form.Get("prevValue")
+	if _, ok := form["prevValue"]; ok && kr.req.PrevValue == "" {
+		return nil, kv.NewError(kv.EcodePrevValueRequired, `"prevValue" cannot be empty`, 0)
+	}
+	boolField("noValueOnSuccess", "", &kr.noValueOnSuccess)
+	if err != nil {
+		return nil, err
+	}
+	var ttl *uint64
+	if v := form.Get("ttl"); len(v) > 0 {
+		n, perr := strconv.ParseUint(v, 10, 64)
+		if perr != nil {
+			return nil, kv.NewError(kv.EcodeTTLNaN, `invalid value for "ttl"`, 0)
+		}
+		ttl = &n
+	}
+	if _, ok := form["prevExist"]; ok {
+		var pe bool
+		boolField("prevExist", "invalid value for prevExist", &pe)
+		if err != nil {
+			return nil, err
+		}
+		kr.req.PrevExist = kv.PrevExistFalse
+		if pe {
+			kr.req.PrevExist = kv.PrevExistTrue
+		}
+	}
+	if _, ok := form["refresh"]; ok {
+		boolField("refresh", "invalid value for refresh", &kr.req.Refresh)
+		if err != nil {
+			return nil, err
+		}
+		if kr.req.Refresh {
+			if _, ok := form["value"]; ok && form.Get("value") != "" {
+				return nil, kv.NewError(kv.EcodeRefreshValue, "A value was provided on a refresh", 0)
+			}
+			if ttl == nil {
+				return nil, kv.NewError(kv.EcodeRefreshTTLRequired, "No TTL value set", 0)
+			}
+		}
+	}
+	kr.req.Value = form.Get("value")
+	kr.req.Time = time.Now().UnixNano()
+	if ttl != nil {
+		kr.req.Expiration = expirationFor(kr.req.Time, *ttl)
+	}
+	return kr, nil
+}
+
+// expirationFor is when a node written at now with ttl seconds expires,
+// kept within int64 for absurd TTLs.
+func expirationFor(now int64, ttl uint64) int64 {
+	const maxTTL = (1<<63 - 1) / int64(time.Second) / 2
+	if ttl > uint64(maxTTL) {
+		ttl = uint64(maxTTL)
+	}
+	return now + int64(ttl)*int64(time.Second)
+}
+
+// handleKeys serves /v2/keys.
+func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
+	if !allowMethod(w, r, "HEAD", "GET", "PUT", "POST", "DELETE") {
+		return
+	}
+	w.Header()["X-Etcd-Cluster-Id"] = []string{idString(s.clusterID)}
+	kr, kerr := parseKeyRequest(r)
+	if kerr != nil {
+		s.writeError(w, kerr)
+		return
+	}
+	var ev *kv.Event
+	var err error
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		if kr.wait {
+			s.handleWatch(w, r, kr)
+			return
+		}
+		if kr.quorum {
+			if err := s.linearizableRead(r.Context()); err != nil {
+				s.writeError(w, err)
+				return
+			}
+		}
+		var kerr *kv.Error
+		ev, kerr = s.store.Get(kr.req.Path, kr.req.Recursive, kr.sorted, time.Now().UnixNano())
+		if kerr != nil {
+			err = kerr
+		}
+	case http.MethodPut:
+		kr.req.Method = kv.MethodPut
+		ev, err = s.propose(r.Context(), &kr.req)
+	case http.MethodPost:
+		kr.req.Method = kv.MethodPost
+		ev, err = s.propose(r.Context(), &kr.req)
+	case http.MethodDelete:
+		kr.req.Method = kv.MethodDelete
+		ev, err = s.propose(r.Context(), &kr.req)
+	}
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.writeEvent(w, ev, kr.noValueOnSuccess)
+}
+
+// writeRaftHeaders sets the raft position of this member.
+func (s *server) writeRaftHeaders(h http.Header) {
+	h["X-Raft-Index"] = []string{strconv.FormatUint(s.appliedWait.index(), 10)}
+	h["X-Raft-Term"] = []string{strconv.FormatUint(s.term.Load(), 10)}
+}
+
+func (s *server) writeEvent(w http.ResponseWriter, ev *kv.Event, noValue bool) {
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["X-Etcd-Index"] = []string{strconv.FormatUint(ev.EtcdIndex, 10)}
+	s.writeRaftHeaders(h)
+	if ev.IsCreated() {
+		w.WriteHeader(http.StatusCreated)
+	}
+	omit := noValue && (ev.Action == kv.ActionSet || ev.Action == kv.ActionCompareAndSwap ||
+		ev.Action == kv.ActionCreate || ev.Action == kv.ActionUpdate)
+	bp := bufPool.Get().(*[]byte)
+	b := ev.AppendJSON((*bp)[:0], keysPrefix, omit)
+	w.Write(b)
+	*bp = b
+	bufPool.Put(bp)
+}
+
+// writeError answers with an etcd error; errors that are not the store's
+// become error 300 with the reason as cause.
+func (s *server) writeError(w http.ResponseWriter, err error) {
+	kerr, ok := err.(*kv.Error)
+	if !ok {
+		kerr = kv.NewError(kv.EcodeRaftInternal, err.Error(), 0)
+	}
+	h := w.Header()
+	h["X-Etcd-Index"] = []string{strconv.FormatUint(kerr.Index, 10)}
+	h["Content-Type"] = []string{"application/json"}
+	w.WriteHeader(kerr.StatusCode())
+	w.Write(kerr.AppendJSON(nil, keysPrefix))
+}
+
+// handleWatch serves a wait=true GET: it answers with the first matching
+// event, or with every one when stream is set, until the client leaves.
+func (s *server) handleWatch(w http.ResponseWriter, r *http.Request, kr *keyRequest) {
+	watcher, kerr := s.store.Watch(kr.req.Path, kr.req.Recursive, kr.stream, kr.since)
+	if kerr != nil {
+		s.store.CountGetFail()
+		s.writeError(w, kerr)
+		return
+	}
+	defer s.store.Unwatch(watcher)
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["X-Etcd-Index"] = []string{strconv.FormatUint(watcher.StartIndex(), 10)}
+	s.writeRaftHeaders(h)
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	ctx := r.Context()
+	var buf []byte
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.stopc:
+			return
+		case ev, ok := <-watcher.EventChan():
+			if !ok {
+				return
+			}
+			buf = ev.AppendJSON(buf[:0], keysPrefix, false)
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			if !kr.stream {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// handleMembers serves /v2/members and /v2/members/leader.
+func (s *server) handleMembers(w http.ResponseWriter, r *http.Request) {
+	if !allowMethod(w, r, "GET", "POST", "DELETE", "PUT") {
+		return
+	}
+	w.Header()["X-Etcd-Cluster-Id"] = []string{idString(s.clusterID)}
+	switch trimmed := strings.TrimPrefix(r.URL.Path, "/v2/members"); {
+	case trimmed == "" || trimmed == "/":
+		if r.Method != http.MethodGet {
+			writeMembersError(w, http.StatusNotImplemented, "member changes need the peer transport, which this build does not have yet")
+			return
+		}
+		ms := membersFromStore(s.store)
+		views := make([]memberView, len(ms))
+		for i, m := range ms {
+			views[i] = m.view()
+		}
+		b, _ := json.Marshal(struct {
+			Members []memberView `json:"members"`
+		}{views})
+		writeJSON(w, http.StatusOK, append(b, '\n'))
+	case trimmed == "/leader":
+		if !allowMethod(w, r, "GET") {
+			return
+		}
+		lead := s.leader.Load()
+		for _, m := range membersFromStore(s.store) {
+			if m.ID == lead {
+				b, _ := json.Marshal(m.view())
+				writeJSON(w, http.StatusOK, append(b, '\n'))
+				return
+			}
+		}
+		writeMembersError(w, http.StatusServiceUnavailable, "During Leader Election")
+	default:
+		writeMembersError(w, http.StatusNotImplemented, "member changes need the peer transport, which this build does not have yet")
+	}
+}
+
+func writeMembersError(w http.ResponseWriter, status int, msg string) {
+	b, _ := json.Marshal(struct {
+		Message string `json:"message"`
+	}{msg})
+	writeJSON(w, status, append(b, '\n'))
+}
+
+// handleMachines lists every member's client URLs.
+func (s *server) handleMachines(w http.ResponseWriter, r *http.Request) {
+	if !allowMethod(w, r, "GET", "HEAD") {
+		return
+	}
+	var urls []string
+	for _, m := range membersFromStore(s.store) {
+		urls = append(urls, m.ClientURLs...)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte(strings.Join(urls, ", ")))
+}
+
+func (s *server) handleStatsSelf(w http.ResponseWriter, r *http.Request) {
+	if !allowMethod(w, r, "GET") {
+		return
+	}
+	writeJSON(w, http.StatusOK, s.stats.selfJSON())
+}
+
+func (s *server) handleStatsLeader(w http.ResponseWriter, r *http.Request) {
+	if !allowMethod(w, r, "GET") {
+		return
+	}
+	b, ok := s.stats.leaderJSON()
+	if !ok {
+		writeJSON(w, http.StatusForbidden, []byte(`{"message":"not current leader"}`+"\n"))
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (s *server) handleStatsStore(w http.ResponseWriter, r *http.Request) {
+	if !allowMethod(w, r, "GET") {
+		return
+	}
+	writeJSON(w, http.StatusOK, s.store.StatsJSON())
+}
+
+func (s *server) handleVersion(w http.ResponseWriter, r *http.Request) {
+	if !allowMethod(w, r, "GET") {
+		return
+	}
+	writeJSON(w, http.StatusOK, []byte(`{"etcdserver":"`+etcdServerVersion+`","etcdcluster":"`+etcdClusterVersion+`"}`))
+}
+
+// handleHealth reports healthy when there is a leader and a quorum read
+// goes through.
+func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if !allowMethod(w, r, "GET") {
+		return
+	}
+	healthy := s.leader.Load() != 0
+	if healthy {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		healthy = s.linearizableRead(ctx) == nil
+		cancel()
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !healthy {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"health":"false"}`))
+		return
+	}
+	w.Write([]byte(`{"health":"true"}`))
+}
+
+// peerHandler serves the peer URLs. Raft traffic between members arrives
+// here once the cluster transport exists; for now it answers what etcd's
+// peer endpoint answers about membership.
+func (s *server) peerHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/members", func(w http.ResponseWriter, r *http.Request) {
+		ms := membersFromStore(s.store)
+		views := make([]memberView, len(ms))
+		for i, m := range ms {
+			views[i] = m.view()
+		}
+		b, _ := json.Marshal(views)
+		w.Header()["X-Etcd-Cluster-Id"] = []string{idString(s.clusterID)}
+		writeJSON(w, http.StatusOK, b)
+	})
+	mux.HandleFunc("/version", s.handleVersion)
+	return mux
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"crypto/sha1"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"etcdlite/kv"
+)
+
+// Store namespaces, as etcd lays them out: the cluster's own records live
+// under /0, the keys of the v2 API under /1.
+const (
+	clusterPrefix = "/0"
+	keysPrefix    = "/1"
+	membersPrefix = clusterPrefix + "/members"
+	versionKey    = clusterPrefix + "/version"
+)
+
+// member is one member of the cluster.
+type member struct {
+	ID         uint64   `json:"-"`
+	Name       string   `json:"name"`
+	PeerURLs   []string `json:"peerURLs"`
+	ClientURLs []string `json:"clientURLs"`
+}
+
+// raftAttributes is what the cluster agrees on through raft conf changes.
+type raftAttributes struct {
+	PeerURLs  []string `json:"peerURLs"`
+	IsLearner bool     `json:"isLearner,omitempty"`
+}
+
+// attributes is what a member publishes about itself once it runs.
+type attributes struct {
+	Name       string   `json:"name,omitempty"`
+	ClientURLs []string `json:"clientURLs,omitempty"`
+}
+
+// memberID derives a member's id from its peer URLs and the cluster token,
+// as etcd does, so that every member computes the same ids at bootstrap.
+// A member added at run time also mixes in the time (unix seconds).
+func memberID(peerURLs []string, token string, unixTime int64) uint64 {
+	sorted := append([]string(nil), peerURLs...)
+	sort.Strings(sorted)
+	b := []byte(strings.Join(sorted, ""))
+	b = append(b, token...)
+	if unixTime != 0 {
+		b = strconv.AppendInt(b, unixTime, 10)
+	}
+	sum := sha1.Sum(b)
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+// clusterID derives the cluster id from the initial members' ids.
+func clusterID(ids []uint64) uint64 {
+	sorted := append([]uint64(nil), ids...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	b := make([]byte, 8*len(sorted))
+	for i, id := range sorted {
+		binary.BigEndian.PutUint64(b[8*i:], id)
+	}
+	sum := sha1.Sum(b)
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+func idString(id uint64) string { return strconv.FormatUint(id, 16) }
+
+func parseID(s string) (uint64, error) { return strconv.ParseUint(s, 16, 64) }
+
+func memberDir(id uint64) string { return path.Join(membersPrefix, idString(id)) }
+
+// membersFromStore reads the member records the store holds, sorted by id.
+func membersFromStore(st *kv.Store) []*member {
+	ev, err := st.Get(membersPrefix, true, true, 0)
+	if err != nil {
+		return nil
+	}
+	var out []*member
+	for _, d := range ev.Node.Nodes {
+		id, perr := parseID(path.Base(d.Key))
+		if perr != nil {
+			continue
+		}
+		m := &member{ID: id, PeerURLs: []string{}, ClientURLs: []string{}}
+		for _, f := range d.Nodes {
+			switch path.Base(f.Key) {
+			case "raftAttributes":
+				var ra raftAttributes
+				if json.Unmarshal([]byte(f.Value), &ra) == nil && ra.PeerURLs != nil {
+					m.PeerURLs = ra.PeerURLs
+				}
+			case "attributes":
+				var a attributes
+				if json.Unmarshal([]byte(f.Value), &a) == nil {
+					m.Name = a.Name
+					if a.ClientURLs != nil {
+						m.ClientURLs = a.ClientURLs
+					}
+				}
+			}
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// memberView is a member as the members API shows it.
+type memberView struct {
+	ID         string   `json:"id"`
+	Name       string   `json:"name"`
+	PeerURLs   []string `json:"peerURLs"`
+	ClientURLs []string `json:"clientURLs"`
+}
+
+func (m *member) view() memberView {
+	return memberView{ID: idString(m.ID), Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs}
+}
+
+func urlsToStrings(us []*url.URL) []string {
+	out := make([]string, len(us))
+	for i, u := range us {
+		out[i] = u.String()
+	}
+	return out
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("marshal %T: %v", v, err))
+	}
+	return string(b)
+}

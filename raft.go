@@ -1,0 +1,404 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"etcdlite/kv"
+)
+
+// Errors a proposal can end with besides the store's own.
+var (
+	errTimeout  = errors.New("etcdserver: request timed out")
+	errStopped  = errors.New("etcdserver: server stopped")
+	errNoLeader = errors.New("etcdserver: no leader")
+)
+
+// snapshotCatchUpEntries is how many entries stay in the raft log after a
+// snapshot so that a slow follower can catch up without one.
+const snapshotCatchUpEntries = 5000
+
+// applyResult is what applying one proposal produced.
+type applyResult struct {
+	event *kv.Event
+	err   *kv.Error
+}
+
+// waitList maps proposal ids to the handlers waiting for their results.
+type waitList struct {
+	mu sync.Mutex
+	m  map[uint64]chan applyResult
+}
+
+func (w *waitList) register(id uint64) chan applyResult {
+	ch := make(chan applyResult, 1)
+	w.mu.Lock()
+	w.m[id] = ch
+	w.mu.Unlock()
+	return ch
+}
+
+func (w *waitList) cancel(id uint64) {
+	w.mu.Lock()
+	delete(w.m, id)
+	w.mu.Unlock()
+}
+
+func (w *waitList) trigger(id uint64, r applyResult) {
+	w.mu.Lock()
+	ch := w.m[id]
+	delete(w.m, id)
+	w.mu.Unlock()
+	if ch != nil {
+		ch <- r
+	}
+}
+
+// appliedNotifier lets readers wait until the store has applied an index.
+type appliedNotifier struct {
+	mu      sync.Mutex
+	applied uint64
+	ch      chan struct{} // closed and replaced at every advance
+}
+
+func (a *appliedNotifier) advance(index uint64) {
+	a.mu.Lock()
+	a.applied = index
+	close(a.ch)
+	a.ch = make(chan struct{})
+	a.mu.Unlock()
+}
+
+// wait returns once index is applied, or with the context's error.
+func (a *appliedNotifier) wait(ctx context.Context, index uint64) error {
+	for {
+		a.mu.Lock()
+		applied, ch := a.applied, a.ch
+		a.mu.Unlock()
+		if applied >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// raftLogger sends the raft library's logs to slog.
+type raftLogger struct{}
+
+func (raftLogger) Debug(v ...any)                 { slog.Debug(fmt.Sprint(v...), "from", "raft") }
+func (raftLogger) Debugf(format string, v ...any) { slog.Debug(fmt.Sprintf(format, v...), "from", "raft") }
+func (raftLogger) Info(v ...any)                  { slog.Debug(fmt.Sprint(v...), "from", "raft") }
+func (raftLogger) Infof(format string, v ...any)  { slog.Debug(fmt.Sprintf(format, v...), "from", "raft") }
+func (raftLogger) Warning(v ...any)               { slog.Warn(fmt.Sprint(v...), "from", "raft") }
+func (raftLogger) Warningf(format string, v ...any) {
+	slog.Warn(fmt.Sprintf(format, v...), "from", "raft")
+}
+func (raftLogger) Error(v ...any)                 { slog.Error(fmt.Sprint(v...), "from", "raft") }
+func (raftLogger) Errorf(format string, v ...any) { slog.Error(fmt.Sprintf(format, v...), "from", "raft") }
+func (raftLogger) Fatal(v ...any)                 { panic(fmt.Sprint(v...)) }
+func (raftLogger) Fatalf(format string, v ...any) { panic(fmt.Sprintf(format, v...)) }
+func (raftLogger) Panic(v ...any)                 { panic(fmt.Sprint(v...)) }
+func (raftLogger) Panicf(format string, v ...any) { panic(fmt.Sprintf(format, v...)) }
+
+// raftConfig is the library's configuration for this member.
+func (s *server) raftConfig() *raft.Config {
+	return &raft.Config{
+		ID:              s.id,
+		ElectionTick:    int(s.cfg.ElectionMs / s.cfg.HeartbeatMs),
+		HeartbeatTick:   1,
+		Storage:         s.storage,
+		MaxSizePerMsg:   1 << 20,
+		MaxInflightMsgs: 512,
+		CheckQuorum:     true,
+		PreVote:         true,
+		Logger:          raftLogger{},
+	}
+}
+
+// run is the Ready loop: persist, send, apply, advance. It is the only
+// goroutine that applies entries to the store, in log order.
+func (s *server) run() {
+	defer close(s.runDone)
+	ticker := time.NewTicker(time.Duration(s.cfg.HeartbeatMs) * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+			s.node.Tick()
+		case rd := <-s.node.Ready():
+			if err := s.handleReady(rd); err != nil {
+				slog.Error("raft loop stopped", "err", err)
+				s.fail(err)
+				return
+			}
+			s.node.Advance()
+			s.campaignIfAlone()
+		case <-s.stopc:
+			return
+		}
+	}
+}
+
+func (s *server) handleReady(rd raft.Ready) error {
+	if rd.SoftState != nil {
+		s.leader.Store(rd.SoftState.Lead)
+		s.stats.setState(rd.SoftState.RaftState, rd.SoftState.Lead)
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		s.term.Store(rd.HardState.Term)
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := s.persistSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	if err := s.persist(rd.HardState, rd.Entries); err != nil {
+		return err
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := s.storage.ApplySnapshot(rd.Snapshot); err != nil {
+			return fmt.Errorf("apply snapshot to raft storage: %w", err)
+		}
+		if err := s.recoverFromSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		if err := s.storage.SetHardState(rd.HardState); err != nil {
+			return fmt.Errorf("set hard state: %w", err)
+		}
+	}
+	if err := s.storage.Append(rd.Entries); err != nil {
+		return fmt.Errorf("append entries to raft storage: %w", err)
+	}
+	s.send(rd.Messages)
+	for _, rs := range rd.ReadStates {
+		s.readIndexes.trigger(binary.BigEndian.Uint64(rs.RequestCtx), applyResult{event: &kv.Event{EtcdIndex: rs.Index}})
+	}
+	if err := s.apply(rd.CommittedEntries); err != nil {
+		return err
+	}
+	return s.maybeSnapshot()
+}
+
+// campaignIfAlone starts an election at once when this member is the only
+// voter, instead of waiting out an election timeout.
+func (s *server) campaignIfAlone() {
+	if s.campaigned || s.leader.Load() != 0 || len(s.confState.Voters) != 1 || s.confState.Voters[0] != s.id {
+		return
+	}
+	if st := s.node.Status(); st.Applied < st.Commit {
+		return
+	}
+	s.campaigned = true
+	go func() { _ = s.node.Campaign(context.Background()) }()
+}
+
+// apply applies committed entries to the store in order and wakes the
+// handlers that wait for them.
+func (s *server) apply(ents []raftpb.Entry) error {
+	if len(ents) == 0 {
+		return nil
+	}
+	var req kv.Request
+	for _, e := range ents {
+		if e.Index <= s.appliedIndex {
+			continue
+		}
+		switch e.Type {
+		case raftpb.EntryNormal:
+			if len(e.Data) == 0 {
+				break // a new leader's empty entry
+			}
+			if err := req.UnmarshalBinary(e.Data); err != nil {
+				return fmt.Errorf("entry %d: %w", e.Index, err)
+			}
+			ev, err := s.store.Apply(&req)
+			s.waits.trigger(req.ID, applyResult{event: ev, err: err})
+		case raftpb.EntryConfChange:
+			var cc raftpb.ConfChange
+			if err := cc.Unmarshal(e.Data); err != nil {
+				return fmt.Errorf("entry %d: decode conf change: %w", e.Index, err)
+			}
+			s.applyConfChange(cc)
+		}
+		s.appliedIndex = e.Index
+		s.appliedTerm = e.Term
+	}
+	s.stats.applied(s.appliedIndex)
+	s.appliedWait.advance(s.appliedIndex)
+	return nil
+}
+
+// applyConfChange changes the membership in raft and in the store.
+func (s *server) applyConfChange(cc raftpb.ConfChange) {
+	s.confState = *s.node.ApplyConfChange(cc)
+	switch cc.Type {
+	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode, raftpb.ConfChangeUpdateNode:
+		var m member
+		if err := jsonUnmarshal(cc.Context, &m); err != nil {
+			slog.Warn("conf change without member", "id", idString(cc.NodeID), "err", err)
+			break
+		}
+		ra := raftAttributes{PeerURLs: m.PeerURLs, IsLearner: cc.Type == raftpb.ConfChangeAddLearnerNode}
+		s.store.Set(memberDir(cc.NodeID)+"/raftAttributes", false, mustJSON(ra), kv.TTLOptions{}, 0)
+		if m.Name != "" && cc.Type != raftpb.ConfChangeUpdateNode {
+			a := attributes{Name: m.Name, ClientURLs: m.ClientURLs}
+			s.store.Set(memberDir(cc.NodeID)+"/attributes", false, mustJSON(a), kv.TTLOptions{}, 0)
+		}
+	case raftpb.ConfChangeRemoveNode:
+		s.store.Delete(memberDir(cc.NodeID), true, true, 0)
+		s.store.Set(clusterPrefix+"/removed_members/"+idString(cc.NodeID), false, "removed", kv.TTLOptions{}, 0)
+		if cc.NodeID == s.id {
+			slog.Warn("this member was removed from the cluster; shutting down")
+			go s.fail(errors.New("this member was removed from the cluster"))
+		}
+	}
+	s.waits.trigger(cc.ID, applyResult{})
+}
+
+// maybeSnapshot takes a snapshot every --snapshot-count applied entries and
+// compacts the raft log behind it.
+func (s *server) maybeSnapshot() error {
+	if s.appliedIndex-s.snapshotIndex < s.cfg.SnapshotCount {
+		return nil
+	}
+	data, err := s.stateSnapshot()
+	if err != nil {
+		return err
+	}
+	snap, err := s.storage.CreateSnapshot(s.appliedIndex, &s.confState, data)
+	if err != nil {
+		return fmt.Errorf("create snapshot at %d: %w", s.appliedIndex, err)
+	}
+	if err := s.persistSnapshot(snap); err != nil {
+		return err
+	}
+	s.snapshotIndex = s.appliedIndex
+	if s.appliedIndex > snapshotCatchUpEntries {
+		compact := s.appliedIndex - snapshotCatchUpEntries
+		if err := s.storage.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			return fmt.Errorf("compact raft log to %d: %w", compact, err)
+		}
+	}
+	slog.Info("snapshot taken", "index", s.appliedIndex)
+	return nil
+}
+
+// propose sends r through raft and waits until it is applied.
+func (s *server) propose(ctx context.Context, r *kv.Request) (*kv.Event, error) {
+	r.ID = nextRequestID()
+	if r.Time == 0 {
+		r.Time = time.Now().UnixNano()
+	}
+	ch := s.waits.register(r.ID)
+	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
+	defer cancel()
+	if err := s.node.Propose(ctx, r.AppendBinary(nil)); err != nil {
+		s.waits.cancel(r.ID)
+		return nil, proposalError(err)
+	}
+	select {
+	case res := <-ch:
+		if res.err != nil {
+			return nil, res.err
+		}
+		return res.event, nil
+	case <-ctx.Done():
+		s.waits.cancel(r.ID)
+		return nil, proposalError(ctx.Err())
+	case <-s.stopc:
+		s.waits.cancel(r.ID)
+		return nil, errStopped
+	}
+}
+
+func proposalError(err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return errTimeout
+	case errors.Is(err, raft.ErrStopped):
+		return errStopped
+	}
+	return err
+}
+
+// requestTimeout bounds how long a write or a quorum read may wait.
+func (s *server) requestTimeout() time.Duration {
+	return 5*time.Second + 2*time.Duration(s.cfg.ElectionMs)*time.Millisecond
+}
+
+// linearizableRead waits until this member has applied everything the
+// cluster had committed when the read arrived (raft's ReadIndex).
+func (s *server) linearizableRead(ctx context.Context) error {
+	id := nextRequestID()
+	ch := s.readIndexes.register(id)
+	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
+	defer cancel()
+	var rctx [8]byte
+	binary.BigEndian.PutUint64(rctx[:], id)
+	if err := s.node.ReadIndex(ctx, rctx[:]); err != nil {
+		s.readIndexes.cancel(id)
+		return proposalError(err)
+	}
+	var index uint64
+	select {
+	case res := <-ch:
+		index = res.event.EtcdIndex
+	case <-ctx.Done():
+		s.readIndexes.cancel(id)
+		return proposalError(ctx.Err())
+	case <-s.stopc:
+		return errStopped
+	}
+	if err := s.appliedWait.wait(ctx, index); err != nil {
+		return proposalError(err)
+	}
+	return nil
+}
+
+// expiryLoop makes the leader propose the removal of expired keys, stamped
+// with its own clock, so that expiry is part of the log.
+func (s *server) expiryLoop() {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopc:
+			return
+		case <-t.C:
+		}
+		if s.leader.Load() != s.id {
+			continue
+		}
+		now := time.Now().UnixNano()
+		next := s.store.NextExpiration()
+		if next == 0 || next > now {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
+		if _, err := s.propose(ctx, &kv.Request{Method: kv.MethodExpire, Time: now}); err != nil {
+			slog.Warn("expiry sweep failed", "err", err)
+		}
+		cancel()
+	}
+}
+
+// index is the last applied index.
+func (a *appliedNotifier) index() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.applied
+}

@@ -1,0 +1,394 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"etcdlite/kv"
+)
+
+// server is one etcdlite member: the raft node, its log and snapshots, the
+// store they feed and the HTTP servers in front of it.
+type server struct {
+	cfg       *config
+	id        uint64
+	clusterID uint64
+	store     *kv.Store
+	node      raft.Node
+	storage   *raft.MemoryStorage
+	wal       *WAL
+	snapper   *Snapshotter
+	unlock    func() error
+	stats     *serverStats
+
+	// owned by the raft loop
+	appliedIndex  uint64
+	appliedTerm   uint64
+	snapshotIndex uint64
+	confState     raftpb.ConfState
+	campaigned    bool
+
+	leader      atomic.Uint64
+	term        atomic.Uint64
+	waits       waitList
+	readIndexes waitList
+	appliedWait appliedNotifier
+
+	httpServers []*http.Server
+	listeners   []net.Listener
+	stopc       chan struct{} // closed to stop every goroutine
+	runDone     chan struct{} // closed when the raft loop has returned
+	done        chan struct{} // closed when the server stopped by itself
+	failOnce    sync.Once
+	stopOnce    sync.Once
+	failErr     error
+}
+
+// startServer recovers or bootstraps the member cfg describes and starts
+// serving.
+func startServer(cfg *config) (*server, error) {
+	s := &server{
+		cfg:         cfg,
+		store:       kv.New(clusterPrefix, keysPrefix),
+		storage:     raft.NewMemoryStorage(),
+		stopc:       make(chan struct{}),
+		runDone:     make(chan struct{}),
+		done:        make(chan struct{}),
+		waits:       waitList{m: map[uint64]chan applyResult{}},
+		readIndexes: waitList{m: map[uint64]chan applyResult{}},
+		appliedWait: appliedNotifier{ch: make(chan struct{})},
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s.unlock = unlock
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeStorage()
+		}
+	}()
+	walMaxFiles = int(cfg.MaxWALs)
+	walDir := filepath.Join(cfg.DataDir, "member", "wal")
+	s.snapper = NewSnapshotter(filepath.Join(cfg.DataDir, "member", "snap"), int(cfg.MaxSnapshots))
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "member", "snap"), 0o700); err != nil {
+		return nil, fmt.Errorf("create snapshot dir: %w", err)
+	}
+
+	var peers []raft.Peer
+	start := time.Now()
+	if walExists(walDir) {
+		if err := s.recover(walDir); err != nil {
+			return nil, err
+		}
+		slog.Info("recovered", "member", idString(s.id), "snapshot-index", s.snapshotIndex,
+			"applied-to", s.appliedIndex, "took", time.Since(start).Round(time.Millisecond))
+	} else {
+		if cfg.InitialClusterState == "existing" {
+			return nil, errors.New("--initial-cluster-state=existing: joining a running cluster needs the peer transport, which this build does not have yet")
+		}
+		if peers, err = s.bootstrap(walDir); err != nil {
+			return nil, err
+		}
+		slog.Info("bootstrapped a new cluster", "member", idString(s.id), "cluster", idString(s.clusterID))
+	}
+	s.stats = newServerStats(cfg.Name, s.id)
+	rc := s.raftConfig()
+	rc.Applied = s.appliedIndex
+	if peers != nil {
+		s.node = raft.StartNode(rc, peers)
+	} else {
+		s.node = raft.RestartNode(rc)
+	}
+	if err := s.listen(); err != nil {
+		s.node.Stop()
+		return nil, err
+	}
+	ok = true
+	go s.run()
+	go s.expiryLoop()
+	go s.publish()
+	for _, srv := range s.httpServers {
+		slog.Info("serving", "addr", srv.Addr)
+	}
+	return s, nil
+}
+
+// bootstrap creates the log of a member of a new cluster and returns the
+// initial members for raft.
+func (s *server) bootstrap(walDir string) ([]raft.Peer, error) {
+	names := make([]string, 0, len(s.cfg.InitialCluster))
+	for name := range s.cfg.InitialCluster {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var ids []uint64
+	var peers []raft.Peer
+	for _, name := range names {
+		urls := urlsToStrings(s.cfg.InitialCluster[name])
+		id := memberID(urls, s.cfg.InitialClusterToken, 0)
+		ids = append(ids, id)
+		m := member{ID: id, Name: "", PeerURLs: urls}
+		ctx, _ := json.Marshal(m)
+		peers = append(peers, raft.Peer{ID: id, Context: ctx})
+		if name == s.cfg.Name {
+			s.id = id
+		}
+	}
+	s.clusterID = clusterID(ids)
+	w, _, err := OpenWAL(walDir, WALMetadata{MemberID: s.id, ClusterID: s.clusterID, Name: s.cfg.Name}, 0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("create write-ahead log: %w", err)
+	}
+	s.wal = w
+	return peers, nil
+}
+
+// recover loads the newest usable snapshot and the log after it.
+func (s *server) recover(walDir string) error {
+	meta, err := walReadMetadata(walDir)
+	if err != nil {
+		return fmt.Errorf("read write-ahead log: %w", err)
+	}
+	if meta.Name != s.cfg.Name {
+		return fmt.Errorf("data dir %s belongs to member %q, not %q (--name)", s.cfg.DataDir, meta.Name, s.cfg.Name)
+	}
+	s.id, s.clusterID = meta.MemberID, meta.ClusterID
+	usable, err := walSnapshotUsable(walDir)
+	if err != nil {
+		return fmt.Errorf("read write-ahead log: %w", err)
+	}
+	snap, err := s.snapper.Load(usable)
+	if err != nil && !errors.Is(err, ErrNoSnapshot) {
+		return fmt.Errorf("load snapshot: %w", err)
+	}
+	w, st, err := OpenWAL(walDir, meta, snap.Metadata.Index, snap.Metadata.Term)
+	if err != nil {
+		return fmt.Errorf("open write-ahead log: %w", err)
+	}
+	s.wal = w
+	if !raft.IsEmptySnap(snap) {
+		if err := s.storage.ApplySnapshot(snap); err != nil {
+			return fmt.Errorf("apply snapshot %d: %w", snap.Metadata.Index, err)
+		}
+		if err := s.recoverFromSnapshot(snap); err != nil {
+			return err
+		}
+	}
+	if err := s.storage.SetHardState(st.HardState); err != nil {
+		return fmt.Errorf("restore hard state: %w", err)
+	}
+	if err := s.storage.Append(st.Entries); err != nil {
+		return fmt.Errorf("restore %d log entries: %w", len(st.Entries), err)
+	}
+	s.term.Store(st.HardState.Term)
+	slog.Info("replaying log", "entries", len(st.Entries), "commit", st.HardState.Commit)
+	return nil
+}
+
+// stateSnapshot is what a snapshot holds: the whole store, membership
+// included (it lives under /0).
+func (s *server) stateSnapshot() ([]byte, error) {
+	return s.store.Save()
+}
+
+// recoverFromSnapshot replaces the state with a snapshot's.
+func (s *server) recoverFromSnapshot(snap raftpb.Snapshot) error {
+	if err := s.store.Recover(snap.Data); err != nil {
+		return fmt.Errorf("snapshot %d: %w", snap.Metadata.Index, err)
+	}
+	s.appliedIndex, s.appliedTerm = snap.Metadata.Index, snap.Metadata.Term
+	s.snapshotIndex = snap.Metadata.Index
+	s.confState = snap.Metadata.ConfState
+	s.appliedWait.advance(s.appliedIndex)
+	return nil
+}
+
+// persist writes a Ready's hard state and entries to the log, fsynced.
+func (s *server) persist(hs raftpb.HardState, ents []raftpb.Entry) error {
+	if raft.IsEmptyHardState(hs) && len(ents) == 0 {
+		return nil
+	}
+	if err := s.wal.Save(hs, ents); err != nil {
+		return fmt.Errorf("write-ahead log: %w", err)
+	}
+	return nil
+}
+
+// persistSnapshot makes a snapshot durable, then lets the log drop what it
+// covers.
+func (s *server) persistSnapshot(snap raftpb.Snapshot) error {
+	if err := s.snapper.Save(snap); err != nil {
+		return fmt.Errorf("save snapshot %d: %w", snap.Metadata.Index, err)
+	}
+	if err := s.wal.SaveSnapshot(snap.Metadata.Index, snap.Metadata.Term); err != nil {
+		return fmt.Errorf("record snapshot %d in the log: %w", snap.Metadata.Index, err)
+	}
+	if err := s.wal.ReleaseTo(snap.Metadata.Index); err != nil {
+		return fmt.Errorf("release log before %d: %w", snap.Metadata.Index, err)
+	}
+	return nil
+}
+
+// send delivers raft messages to the other members. With one member there
+// is no one to send to.
+func (s *server) send(msgs []raftpb.Message) {
+	for _, m := range msgs {
+		if m.To != s.id {
+			s.node.ReportUnreachable(m.To)
+		}
+	}
+}
+
+// publish makes this member's name and client URLs known through raft, and
+// has the first leader record the cluster version, as etcd does.
+func (s *server) publish() {
+	attrs := mustJSON(attributes{Name: s.cfg.Name, ClientURLs: urlsToStrings(s.cfg.AdvertiseClientURLs)})
+	for {
+		select {
+		case <-s.stopc:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		if s.leader.Load() == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
+		_, err := s.propose(ctx, &kv.Request{Method: kv.MethodPut, Path: memberDir(s.id) + "/attributes", Value: attrs})
+		cancel()
+		if err != nil {
+			slog.Warn("publish member attributes", "err", err)
+			continue
+		}
+		break
+	}
+	for {
+		if s.leader.Load() == s.id {
+			if _, err := s.store.Get(versionKey, false, false, 0); err != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
+				_, err := s.propose(ctx, &kv.Request{Method: kv.MethodPut, Path: versionKey, Value: etcdClusterVersion})
+				cancel()
+				if err != nil {
+					slog.Warn("set cluster version", "err", err)
+				}
+			}
+			return
+		}
+		select {
+		case <-s.stopc:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// nextRequestID returns a random proposal id: ids must not repeat across
+// restarts, or a replayed entry could answer a new request.
+func nextRequestID() uint64 { return rand.Uint64() | 1 }
+
+// listen binds the client and peer URLs and starts serving.
+func (s *server) listen() error {
+	handler := s.clientHandler()
+	for _, u := range s.cfg.ListenClientURLs {
+		if err := s.serve(u.Host, handler); err != nil {
+			return fmt.Errorf("listen on client URL %s: %w", u, err)
+		}
+	}
+	peer := s.peerHandler()
+	for _, u := range s.cfg.ListenPeerURLs {
+		if err := s.serve(u.Host, peer); err != nil {
+			return fmt.Errorf("listen on peer URL %s: %w", u, err)
+		}
+	}
+	return nil
+}
+
+func (s *server) serve(addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		for _, l := range s.listeners {
+			l.Close()
+		}
+		return err
+	}
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: h, ReadHeaderTimeout: 30 * time.Second}
+	s.listeners = append(s.listeners, ln)
+	s.httpServers = append(s.httpServers, srv)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			slog.Error("http server", "addr", srv.Addr, "err", err)
+		}
+	}()
+	return nil
+}
+
+// ClientAddrs are the addresses the client listeners are bound to.
+func (s *server) ClientAddrs() []string {
+	var out []string
+	for i := range s.cfg.ListenClientURLs {
+		out = append(out, s.listeners[i].Addr().String())
+	}
+	return out
+}
+
+// Done is closed when the server stops by itself (removed, or a fatal
+// storage error).
+func (s *server) Done() <-chan struct{} { return s.done }
+
+// fail stops the server after an unrecoverable error.
+func (s *server) fail(err error) {
+	s.failOnce.Do(func() {
+		s.failErr = err
+		close(s.done)
+	})
+}
+
+// Shutdown stops serving, stops raft and closes the log.
+func (s *server) Shutdown(ctx context.Context) error {
+	var err error
+	s.stopOnce.Do(func() {
+		for _, srv := range s.httpServers {
+			srv.Close()
+		}
+		close(s.stopc)
+		s.node.Stop()
+		<-s.runDone
+		s.closeStorage()
+		err = s.failErr
+	})
+	return err
+}
+
+func (s *server) closeStorage() {
+	if s.wal != nil {
+		if err := s.wal.Close(); err != nil {
+			slog.Warn("close write-ahead log", "err", err)
+		}
+		s.wal = nil
+	}
+	if s.unlock != nil {
+		s.unlock()
+		s.unlock = nil
+	}
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
