@@ -51,8 +51,31 @@ func cors(next http.Handler) http.Handler {
 		if r.Method == http.MethodOptions {
 			return
 		}
+		if p := cleanURLPath(r.URL.Path); p != r.URL.Path {
+			// as etcd (and Go's mux of its day) does: a permanent redirect
+			u := *r.URL
+			u.Path = p
+			http.Redirect(w, r, u.RequestURI(), http.StatusMovedPermanently)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// cleanURLPath is p without . and .. elements or doubled slashes, keeping
+// a trailing slash.
+func cleanURLPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 // allowMethod answers 405 unless the request's method is one of ms.

@@ -77,7 +77,7 @@ func (s *Store) walk(p string, create bool) (*node, *Error) {
 		c, ok := n.children[name]
 		if !ok {
 			if !create {
-				return nil, NewError(EcodeKeyNotFound, p, s.index)
+				return nil, NewError(EcodeKeyNotFound, p[:i], s.index)
 			}
 			c = newDir(p[:i], s.index+1, n, 0)
 			n.children[name] = c
