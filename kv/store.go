@@ -168,6 +168,9 @@ func (s *Store) create(p string, dir bool, value string, unique, replace bool, e
 	}
 	dirName, name := path.Split(p)
 	parent, err := s.walk(path.Clean(dirName), true)
+	if err == nil && !parent.isDir() {
+		err = NewError(EcodeNotDir, parent.path, curr)
+	}
 	if err != nil {
 		s.stats.inc(statSetsFail)
 		err.Index = curr
