@@ -104,7 +104,7 @@ type keyRequest struct {
 
 // parseKeyRequest reads a keys request's form and query the way etcd does,
 // checking the fields in etcd's order so the same error wins.
-func parseKeyRequest(r *http.Request) (*keyRequest, *kv.Error) {
+func parseKeyRequest(r *http.Request, now time.Time) (*keyRequest, *kv.Error) {
 	if err := r.ParseForm(); err != nil {
 		return nil, kv.NewError(kv.EcodeInvalidForm, err.Error(), 0)
 	}
@@ -197,7 +197,7 @@ func parseKeyRequest(r *http.Request) (*keyRequest, *kv.Error) {
 		}
 	}
 	kr.req.Value = form.Get("value")
-	kr.req.Time = time.Now().UnixNano()
+	kr.req.Time = now.UnixNano()
 	if ttl != nil {
 		kr.req.Expiration = expirationFor(kr.req.Time, *ttl)
 	}
@@ -220,7 +220,7 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header()["X-Etcd-Cluster-Id"] = []string{idString(s.clusterID)}
-	kr, kerr := parseKeyRequest(r)
+	kr, kerr := parseKeyRequest(r, s.now())
 	if kerr != nil {
 		s.writeError(w, kerr)
 		return
@@ -240,7 +240,7 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		var kerr *kv.Error
-		ev, kerr = s.store.Get(kr.req.Path, kr.req.Recursive, kr.sorted, time.Now().UnixNano())
+		ev, kerr = s.store.Get(kr.req.Path, kr.req.Recursive, kr.sorted, s.now().UnixNano())
 		if kerr != nil {
 			err = kerr
 		}

@@ -49,6 +49,8 @@ type config struct {
 	EnablePprof              bool
 	StrictReconfigCheck      bool
 	LogLevel                 string
+
+	clock func() time.Time // tests only: the clock writes are stamped with
 }
 
 // urlsFlag is a comma-separated list of http URLs.

@@ -301,7 +301,7 @@ func (s *server) maybeSnapshot() error {
 func (s *server) propose(ctx context.Context, r *kv.Request) (*kv.Event, error) {
 	r.ID = nextRequestID()
 	if r.Time == 0 {
-		r.Time = time.Now().UnixNano()
+		r.Time = s.now().UnixNano()
 	}
 	ch := s.waits.register(r.ID)
 	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
@@ -383,7 +383,7 @@ func (s *server) expiryLoop() {
 		if s.leader.Load() != s.id {
 			continue
 		}
-		now := time.Now().UnixNano()
+		now := s.now().UnixNano()
 		next := s.store.NextExpiration()
 		if next == 0 || next > now {
 			continue

@@ -35,6 +35,7 @@ type server struct {
 	snapper   *Snapshotter
 	unlock    func() error
 	stats     *serverStats
+	now       func() time.Time // the clock writes are stamped with; tests replace it
 
 	// owned by the raft loop
 	appliedIndex  uint64
@@ -72,6 +73,10 @@ func startServer(cfg *config) (*server, error) {
 		waits:       waitList{m: map[uint64]chan applyResult{}},
 		readIndexes: waitList{m: map[uint64]chan applyResult{}},
 		appliedWait: appliedNotifier{ch: make(chan struct{})},
+		now:         cfg.clock,
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)

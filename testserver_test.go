@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestMain keeps the server's logs out of test output unless -v is given.
+func TestMain(m *testing.M) {
+	level := slog.LevelWarn
+	for _, a := range os.Args {
+		if a == "-test.v=true" || a == "-test.v" {
+			level = slog.LevelInfo
+		}
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	os.Exit(m.Run())
+}
+
+// fakeClock is a settable clock for TTL tests.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// testMember is a single-member etcdlite running in-process on kernel
+// chosen ports, with its data in a temporary directory.
+type testMember struct {
+	*server
+	URL string // client URL, e.g. http://127.0.0.1:41234
+	cfg *config
+}
+
+// testConfig is the configuration of a single member named name with
+// ports chosen by the kernel.
+func testConfig(t testing.TB, dataDir string) *config {
+	t.Helper()
+	u := func(s string) []*url.URL {
+		x, err := parseURLs(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	return &config{
+		Name:                     "t",
+		DataDir:                  dataDir,
+		ListenClientURLs:         u("http://127.0.0.1:0"),
+		AdvertiseClientURLs:      u("http://127.0.0.1:0"),
+		ListenPeerURLs:           u("http://127.0.0.1:0"),
+		InitialAdvertisePeerURLs: u("http://127.0.0.1:0"),
+		InitialCluster:           map[string][]*url.URL{"t": u("http://127.0.0.1:0")},
+		InitialClusterState:      "new",
+		InitialClusterToken:      "etcd-cluster",
+		SnapshotCount:            100000,
+		HeartbeatMs:              10,
+		ElectionMs:               100,
+		MaxSnapshots:             5,
+		MaxWALs:                  5,
+		StrictReconfigCheck:      true,
+		LogLevel:                 "warn",
+	}
+}
+
+// startTestMember starts a member with cfg (testConfig when nil) and stops
+// it when the test ends. It returns once the member leads and has
+// published itself.
+func startTestMember(t testing.TB, cfg *config) *testMember {
+	t.Helper()
+	if cfg == nil {
+		cfg = testConfig(t, t.TempDir())
+	}
+	s, err := startServer(cfg)
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	m := &testMember{server: s, URL: "http://" + s.ClientAddrs()[0], cfg: cfg}
+	t.Cleanup(func() { m.stop(t) })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if s.store.Index() >= 3 && s.leader.Load() == s.id {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("member did not become ready (index %d, leader %x)", s.store.Index(), s.leader.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return m
+}
+
+func (m *testMember) stop(t testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.Shutdown(ctx); err != nil {
+		t.Logf("shutdown: %v", err)
+	}
+}
+
+// do sends a request with an optional form body and returns the status,
+// headers and body.
+func (m *testMember) do(t testing.TB, method, path string, form url.Values) (int, http.Header, string) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = stringsReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, m.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
