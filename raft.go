@@ -30,6 +30,7 @@ const snapshotCatchUpEntries = 5000
 type applyResult struct {
 	event *kv.Event
 	err   *kv.Error
+	fail  error // the member could not apply it at all
 }
 
 // waitList maps proposal ids to the handlers waiting for their results.
@@ -50,6 +51,16 @@ func (w *waitList) cancel(id uint64) {
 	w.mu.Lock()
 	delete(w.m, id)
 	w.mu.Unlock()
+}
+
+// failAll ends every wait with err.
+func (w *waitList) failAll(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, ch := range w.m {
+		ch <- applyResult{fail: err}
+		delete(w.m, id)
+	}
 }
 
 func (w *waitList) trigger(id uint64, r applyResult) {
@@ -139,8 +150,12 @@ func (s *server) run() {
 			s.node.Tick()
 		case rd := <-s.node.Ready():
 			if err := s.handleReady(rd); err != nil {
-				slog.Error("raft loop stopped", "err", err)
-				s.fail(err)
+				// Nothing more can be made durable: stop taking writes,
+				// keep serving reads of what was applied.
+				slog.Error("storage failed; this member now refuses writes and serves reads only (restart it once the cause is fixed)", "err", err)
+				s.storageErr.Store(&err)
+				s.waits.failAll(err)
+				s.readIndexes.failAll(err)
 				return
 			}
 			s.node.Advance()
@@ -299,6 +314,9 @@ func (s *server) maybeSnapshot() error {
 
 // propose sends r through raft and waits until it is applied.
 func (s *server) propose(ctx context.Context, r *kv.Request) (*kv.Event, error) {
+	if err := s.writable(); err != nil {
+		return nil, err
+	}
 	r.ID = nextRequestID()
 	if r.Time == 0 {
 		r.Time = s.now().UnixNano()
@@ -312,7 +330,10 @@ func (s *server) propose(ctx context.Context, r *kv.Request) (*kv.Event, error) 
 	}
 	select {
 	case res := <-ch:
-		if res.err != nil {
+		switch {
+		case res.fail != nil:
+			return nil, res.fail
+		case res.err != nil:
 			return nil, res.err
 		}
 		return res.event, nil
@@ -323,6 +344,14 @@ func (s *server) propose(ctx context.Context, r *kv.Request) (*kv.Event, error) 
 		s.waits.cancel(r.ID)
 		return nil, errStopped
 	}
+}
+
+// writable fails once the member's storage has failed.
+func (s *server) writable() error {
+	if p := s.storageErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func proposalError(err error) error {
@@ -343,6 +372,9 @@ func (s *server) requestTimeout() time.Duration {
 // linearizableRead waits until this member has applied everything the
 // cluster had committed when the read arrived (raft's ReadIndex).
 func (s *server) linearizableRead(ctx context.Context) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
 	id := nextRequestID()
 	ch := s.readIndexes.register(id)
 	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
@@ -356,6 +388,9 @@ func (s *server) linearizableRead(ctx context.Context) error {
 	var index uint64
 	select {
 	case res := <-ch:
+		if res.fail != nil {
+			return res.fail
+		}
 		index = res.event.EtcdIndex
 	case <-ctx.Done():
 		s.readIndexes.cancel(id)

@@ -44,6 +44,7 @@ type server struct {
 	confState     raftpb.ConfState
 	campaigned    bool
 
+	storageErr  atomic.Pointer[error] // set when the log can no longer be written
 	leader      atomic.Uint64
 	term        atomic.Uint64
 	waits       waitList
@@ -106,7 +107,7 @@ func startServer(cfg *config) (*server, error) {
 			return nil, err
 		}
 		slog.Info("recovered", "member", idString(s.id), "snapshot-index", s.snapshotIndex,
-			"applied-to", s.appliedIndex, "took", time.Since(start).Round(time.Millisecond))
+			"took", time.Since(start).Round(time.Millisecond))
 	} else {
 		if cfg.InitialClusterState == "existing" {
 			return nil, errors.New("--initial-cluster-state=existing: joining a running cluster needs the peer transport, which this build does not have yet")

@@ -999,7 +999,7 @@ func (w *WAL) write(buf []byte, chain uint32) error {
 		_ = w.f.Truncate(w.size)
 	}
 	if err != nil {
-		w.err = fmt.Errorf("wal: write %s: %w (the log is unusable until reopened)", w.f.Name(), err)
+		w.err = fmt.Errorf("wal: append to %s: %w (the log is unusable until reopened)", w.segs[len(w.segs)-1].path, err)
 		return w.err
 	}
 	w.size += int64(n)
