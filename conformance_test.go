@@ -1133,17 +1133,14 @@ func (c *confNormCtx) idxText(s string) string {
 
 var (
 	confURLRe     = regexp.MustCompile(`http://(127\.0\.0\.1|localhost|\[::1\]):[0-9]+`)
-	confIDRe      = regexp.MustCompile(`^"[0-9a-f]{16}"$`)
+	confIDRe      = regexp.MustCompile(`^"[0-9a-f]{1,16}"$`)
 	confCompareRe = regexp.MustCompile(`\[([^\[\]]*?) != ([^\[\]]*?)\]`)
 	confClearedRe = regexp.MustCompile(`\[([0-9]+)/([0-9]+)\]`)
 )
 
 // str normalises the text of a string (or of a non-JSON body): in-order key
-// names embed an index, member URLs embed ports, member ids are random.
+// names embed an index, member URLs embed ports.
 func (c *confNormCtx) str(s string) string {
-	if confIDRe.MatchString(s) {
-		return `"<id>"`
-	}
 	if c.clientURL != "" {
 		s = strings.ReplaceAll(s, c.clientURL, "<client-url>")
 	}
@@ -1274,6 +1271,9 @@ func (c *confNormCtx) emit(out *strings.Builder, v *confJV, name string, depth i
 			default:
 				out.WriteString(`"<time>"`)
 			}
+		case (name == "id" || name == "leader") && confIDRe.MatchString(raw):
+			// member ids are random
+			out.WriteString(`"<id>"`)
 		case name == "cause" && errCode >= 0:
 			out.WriteString(c.str(c.cause(raw, errCode)))
 		default:

@@ -108,16 +108,22 @@ func (a *appliedNotifier) wait(ctx context.Context, index uint64) error {
 // raftLogger sends the raft library's logs to slog.
 type raftLogger struct{}
 
-func (raftLogger) Debug(v ...any)                 { slog.Debug(fmt.Sprint(v...), "from", "raft") }
-func (raftLogger) Debugf(format string, v ...any) { slog.Debug(fmt.Sprintf(format, v...), "from", "raft") }
-func (raftLogger) Info(v ...any)                  { slog.Debug(fmt.Sprint(v...), "from", "raft") }
-func (raftLogger) Infof(format string, v ...any)  { slog.Debug(fmt.Sprintf(format, v...), "from", "raft") }
-func (raftLogger) Warning(v ...any)               { slog.Warn(fmt.Sprint(v...), "from", "raft") }
+func (raftLogger) Debug(v ...any) { slog.Debug(fmt.Sprint(v...), "from", "raft") }
+func (raftLogger) Debugf(format string, v ...any) {
+	slog.Debug(fmt.Sprintf(format, v...), "from", "raft")
+}
+func (raftLogger) Info(v ...any) { slog.Debug(fmt.Sprint(v...), "from", "raft") }
+func (raftLogger) Infof(format string, v ...any) {
+	slog.Debug(fmt.Sprintf(format, v...), "from", "raft")
+}
+func (raftLogger) Warning(v ...any) { slog.Warn(fmt.Sprint(v...), "from", "raft") }
 func (raftLogger) Warningf(format string, v ...any) {
 	slog.Warn(fmt.Sprintf(format, v...), "from", "raft")
 }
-func (raftLogger) Error(v ...any)                 { slog.Error(fmt.Sprint(v...), "from", "raft") }
-func (raftLogger) Errorf(format string, v ...any) { slog.Error(fmt.Sprintf(format, v...), "from", "raft") }
+func (raftLogger) Error(v ...any) { slog.Error(fmt.Sprint(v...), "from", "raft") }
+func (raftLogger) Errorf(format string, v ...any) {
+	slog.Error(fmt.Sprintf(format, v...), "from", "raft")
+}
 func (raftLogger) Fatal(v ...any)                 { panic(fmt.Sprint(v...)) }
 func (raftLogger) Fatalf(format string, v ...any) { panic(fmt.Sprintf(format, v...)) }
 func (raftLogger) Panic(v ...any)                 { panic(fmt.Sprint(v...)) }
@@ -254,6 +260,11 @@ func (s *server) apply(ents []raftpb.Entry) error {
 	}
 	s.stats.applied(s.appliedIndex)
 	s.appliedWait.advance(s.appliedIndex)
+	if s.replayTo != 0 && s.appliedIndex >= s.replayTo {
+		slog.Info("recovery complete", "snapshot-index", s.snapshotIndex, "entries-replayed", s.appliedIndex-s.replayFrom,
+			"keys-index", s.store.Index(), "took", time.Since(s.replayStart).Round(time.Millisecond))
+		s.replayTo = 0
+	}
 	return nil
 }
 

@@ -43,6 +43,9 @@ type server struct {
 	snapshotIndex uint64
 	confState     raftpb.ConfState
 	campaigned    bool
+	replayFrom    uint64    // applied index when recovery began
+	replayTo      uint64    // commit index the log held at start; 0 once replayed
+	replayStart   time.Time // when recovery began
 
 	storageErr  atomic.Pointer[error] // set when the log can no longer be written
 	leader      atomic.Uint64
@@ -56,6 +59,7 @@ type server struct {
 	stopc       chan struct{} // closed to stop every goroutine
 	runDone     chan struct{} // closed when the raft loop has returned
 	done        chan struct{} // closed when the server stopped by itself
+	ready       chan struct{} // closed once clients are served
 	failOnce    sync.Once
 	stopOnce    sync.Once
 	failErr     error
@@ -71,6 +75,7 @@ func startServer(cfg *config) (*server, error) {
 		stopc:       make(chan struct{}),
 		runDone:     make(chan struct{}),
 		done:        make(chan struct{}),
+		ready:       make(chan struct{}),
 		waits:       waitList{m: map[uint64]chan applyResult{}},
 		readIndexes: waitList{m: map[uint64]chan applyResult{}},
 		appliedWait: appliedNotifier{ch: make(chan struct{})},
@@ -207,7 +212,9 @@ func (s *server) recover(walDir string) error {
 		return fmt.Errorf("restore %d log entries: %w", len(st.Entries), err)
 	}
 	s.term.Store(st.HardState.Term)
-	slog.Info("replaying log", "entries", len(st.Entries), "commit", st.HardState.Commit)
+	s.replayTo = st.HardState.Commit
+	s.replayFrom = s.appliedIndex
+	s.replayStart = time.Now()
 	return nil
 }
 
@@ -270,12 +277,12 @@ func (s *server) send(msgs []raftpb.Message) {
 func (s *server) publish() {
 	attrs := mustJSON(attributes{Name: s.cfg.Name, ClientURLs: urlsToStrings(s.cfg.AdvertiseClientURLs)})
 	for {
-		select {
-		case <-s.stopc:
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
 		if s.leader.Load() == 0 {
+			select {
+			case <-s.stopc:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
@@ -287,6 +294,7 @@ func (s *server) publish() {
 		}
 		break
 	}
+	s.serveClients()
 	for {
 		if s.leader.Load() == s.id {
 			if _, err := s.store.Get(versionKey, false, false, 0); err != nil {
@@ -315,20 +323,20 @@ func nextRequestID() uint64 { return rand.Uint64() | 1 }
 func (s *server) listen() error {
 	handler := s.clientHandler()
 	for _, u := range s.cfg.ListenClientURLs {
-		if err := s.serve(u.Host, handler); err != nil {
+		if err := s.serve(u.Host, handler, false); err != nil {
 			return fmt.Errorf("listen on client URL %s: %w", u, err)
 		}
 	}
 	peer := s.peerHandler()
 	for _, u := range s.cfg.ListenPeerURLs {
-		if err := s.serve(u.Host, peer); err != nil {
+		if err := s.serve(u.Host, peer, true); err != nil {
 			return fmt.Errorf("listen on peer URL %s: %w", u, err)
 		}
 	}
 	return nil
 }
 
-func (s *server) serve(addr string, h http.Handler) error {
+func (s *server) serve(addr string, h http.Handler, now bool) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		for _, l := range s.listeners {
@@ -339,12 +347,25 @@ func (s *server) serve(addr string, h http.Handler) error {
 	srv := &http.Server{Addr: ln.Addr().String(), Handler: h, ReadHeaderTimeout: 30 * time.Second}
 	s.listeners = append(s.listeners, ln)
 	s.httpServers = append(s.httpServers, srv)
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			slog.Error("http server", "addr", srv.Addr, "err", err)
-		}
-	}()
+	if now {
+		go s.serveOn(srv, ln)
+	}
 	return nil
+}
+
+func (s *server) serveOn(srv *http.Server, ln net.Listener) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		slog.Error("http server", "addr", srv.Addr, "err", err)
+	}
+}
+
+// serveClients starts answering on the client listeners (bound at start,
+// served once the member has published itself, as etcd does).
+func (s *server) serveClients() {
+	for i := range s.cfg.ListenClientURLs {
+		go s.serveOn(s.httpServers[i], s.listeners[i])
+	}
+	close(s.ready)
 }
 
 // ClientAddrs are the addresses the client listeners are bound to.

@@ -147,4 +147,3 @@ func (m *testMember) do(t testing.TB, method, path string, form url.Values) (int
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
-

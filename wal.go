@@ -47,6 +47,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -990,10 +991,10 @@ func (w *WAL) usable() error {
 
 // write appends buf (whose last record has chained CRC chain) to the last
 // segment and fsyncs it. Failures make the WAL unusable.
-func (w *WAL) write(buf []byte, chain uint32) error {
+func (w *WAL) write(buf []byte, chain uint32, sync bool) error {
 	n, err := w.f.Write(buf)
-	if err == nil {
-		err = w.f.Sync()
+	if err == nil && sync {
+		err = walFdatasync(w.f)
 	} else if n > 0 {
 		// Best effort: drop the partial batch so a later open sees a clean tail.
 		_ = w.f.Truncate(w.size)
@@ -1007,8 +1008,21 @@ func (w *WAL) write(buf []byte, chain uint32) error {
 	return nil
 }
 
+// walFdatasync flushes f's data (and the size, when it grew) to disk.
+func walFdatasync(f *os.File) error {
+	for {
+		err := syscall.Fdatasync(int(f.Fd()))
+		if err != syscall.EINTR {
+			if err != nil {
+				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+			}
+			return nil
+		}
+	}
+}
+
 // Save appends the hard state (unless it is empty) and the entries as one
-// batch with one write and one fsync. Entries must continue the log: the
+// batch with one write, fsynced when it holds entries or a new term or vote. Entries must continue the log: the
 // first may replace earlier entries (index at most the last index + 1), the
 // rest must be consecutive. Called once per raft Ready.
 func (w *WAL) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
@@ -1048,7 +1062,11 @@ func (w *WAL) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
 	} else {
 		w.buf = nil
 	}
-	if err := w.write(buf, c); err != nil {
+	// Entries and a new term or vote must be durable before raft acts on
+	// them; a commit index alone need not be (raft learns it again), and it
+	// is made durable by the next fsync of this file anyway.
+	sync := len(ents) > 0 || hs.Term != w.hs.Term || hs.Vote != w.hs.Vote
+	if err := w.write(buf, c, sync); err != nil {
 		return err
 	}
 	for i := range ents {
@@ -1083,7 +1101,7 @@ func (w *WAL) SaveSnapshot(index, term uint64) error {
 	m := walMarker{index, term}
 	buf, c := walAppendMarker(w.buf[:0], m, 0, w.chain)
 	w.buf = buf
-	if err := w.write(buf, c); err != nil {
+	if err := w.write(buf, c, true); err != nil {
 		return err
 	}
 	w.log.addMarker(index, term)

@@ -118,4 +118,3 @@ func findNode(root *node, p string) (*node, bool) {
 	}
 	return n, true
 }
-
