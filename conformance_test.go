@@ -2,27 +2,47 @@ package main
 
 // Golden-file conformance suite for the etcd v2 keys API.
 //
-// The scenarios live in testdata/conformance/*.json, one scenario per file.
-// Each scenario is a list of steps (HTTP requests, background watches, stream
-// watches, sleeps, bulk writes); every step that produces a response carries
-// the response that a reference etcd 3.4 gave ("response"), recorded with
+// The scenarios live in testdata/conformance/*.json, one scenario per file
+// (the step format is documented at confStep). Every step that produces a
+// response carries the response a reference etcd 3.4 gave ("response": status,
+// the headers that matter, the raw body), recorded with
 //
 //	go test -run TestConformance -conf.record=http://127.0.0.1:PORT
 //
-// (testdata/conformance/record.sh starts a fresh etcd, records, then replays the
-// new golden files against a second fresh etcd to prove the normaliser).
+// testdata/conformance/record.sh starts a fresh etcd, records, then replays the
+// new golden files against a second fresh etcd, which must pass: that proves
+// the normaliser.
 //
 // Without flags, TestConformance builds etcdlite from the module root, runs it
-// as a child process with etcd's command-line flags and replays every scenario
-// over real HTTP, comparing each response with the golden one after
-// normalising what legitimately differs between two servers (indexes are made
-// relative to the index seen at the start of the scenario, timestamps reduced
-// to their presence, ttl compared within one second, unsorted listings
-// compared as sets, ids and URLs of the member reduced to placeholders).
-// -conf.target=URL replays against an already running server instead.
+// as a child process with etcd's command-line flags on free ports and replays
+// every scenario over real HTTP (-conf.target=URL: against a running server
+// instead; -conf.bin=PATH: a prebuilt binary). Both the golden and the live
+// response are normalised the same way, then compared:
 //
-// Every scenario works under its own key prefix and deletes it before and
-// after it runs, so scenarios do not see each other even on a shared server.
+//   - indexes (createdIndex, modifiedIndex, an error's index, X-Etcd-Index,
+//     the 20-digit names of in-order keys, the indexes quoted in the causes of
+//     errors 101 and 401) become <idx+N>, relative to the X-Etcd-Index seen at
+//     the start of the scenario; 0 stays 0, and so do numbers the scenario
+//     wrote literally in the request;
+//   - expiration becomes <time> (it must be RFC 3339 in UTC), ttl is compared
+//     within one second, member ids become <id>, member URLs <client-url> and
+//     <peer-url>; X-Raft-Index, X-Raft-Term and X-Etcd-Cluster-Id are
+//     compared for presence only;
+//   - listings not asked for with sorted=true are sorted by key first;
+//   - bodies are then compared byte for byte (member order, escaping,
+//     whitespace, the trailing newline), and a difference is reported as
+//     either "JSON differs" or "same JSON; ..." (-conf.loosebytes turns the
+//     latter into log lines);
+//   - statistics and /version are compared by the set of their JSON key paths.
+//
+// When a step shows that the server has used more or fewer indexes than etcd,
+// that is reported once as an INDEX DRIFT and the rest of the scenario is
+// compared with the shifted indexes (see confIndexMap). When the server dies,
+// the end of its log is reported and it is restarted for the next scenario.
+//
+// Every scenario works under its own key prefix (/v2/keys/<name>, or the keys
+// listed in its "cleanup") and deletes it before and after it runs, so
+// scenarios do not see each other even on a shared, long-running server.
 
 import (
 	"bytes"

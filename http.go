@@ -355,12 +355,13 @@ func (s *server) handleMembers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header()["X-Etcd-Cluster-Id"] = []string{idString(s.clusterID)}
-	switch trimmed := strings.TrimPrefix(r.URL.Path, "/v2/members"); {
-	case trimmed == "" || trimmed == "/":
-		if r.Method != http.MethodGet {
-			writeMembersError(w, http.StatusNotImplemented, "member changes need the peer transport, which this build does not have yet")
-			return
-		}
+	rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v2/members"), "/")
+	if r.Method != http.MethodGet {
+		s.handleMemberChange(w, r, rest)
+		return
+	}
+	switch rest {
+	case "":
 		ms := membersFromStore(s.store)
 		views := make([]memberView, len(ms))
 		for i, m := range ms {
@@ -370,10 +371,7 @@ func (s *server) handleMembers(w http.ResponseWriter, r *http.Request) {
 			Members []memberView `json:"members"`
 		}{views})
 		writeJSON(w, http.StatusOK, append(b, '\n'))
-	case trimmed == "/leader":
-		if !allowMethod(w, r, "GET") {
-			return
-		}
+	case "leader":
 		lead := s.leader.Load()
 		for _, m := range membersFromStore(s.store) {
 			if m.ID == lead {
@@ -384,7 +382,7 @@ func (s *server) handleMembers(w http.ResponseWriter, r *http.Request) {
 		}
 		writeMembersError(w, http.StatusServiceUnavailable, "During Leader Election")
 	default:
-		writeMembersError(w, http.StatusNotImplemented, "member changes need the peer transport, which this build does not have yet")
+		writeMembersError(w, http.StatusNotFound, "Not found")
 	}
 }
 
@@ -392,7 +390,7 @@ func writeMembersError(w http.ResponseWriter, status int, msg string) {
 	b, _ := json.Marshal(struct {
 		Message string `json:"message"`
 	}{msg})
-	writeJSON(w, status, append(b, '\n'))
+	writeJSON(w, status, b)
 }
 
 // handleMachines lists every member's client URLs.

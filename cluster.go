@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// Errors of membership changes, worded as etcd words them.
+var (
+	errMemberNotFound   = errors.New("membership: member not found")
+	errPeerURLExists    = errors.New("membership: peerURL exists")
+	errMemberRemoved    = errors.New("membership: member removed")
+	errUnhealthyCluster = errors.New("etcdserver: unhealthy cluster")
+)
+
+// memberChangeRequest is the body of POST and PUT /v2/members.
+type memberChangeRequest struct {
+	PeerURLs []string `json:"peerURLs"`
+}
+
+// readMemberChange decodes and checks a members API body.
+func readMemberChange(r *http.Request) ([]string, int, error) {
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || ct != "application/json" {
+		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("Bad Content-Type %s, accept application/json", r.Header.Get("Content-Type"))
+	}
+	var req memberChangeRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		return nil, http.StatusBadRequest, err
+	}
+	if len(req.PeerURLs) == 0 {
+		return nil, http.StatusBadRequest, errors.New("peerURLs must not be empty")
+	}
+	for _, s := range req.PeerURLs {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, http.StatusBadRequest, fmt.Errorf("URL scheme must be http, https, unix, or unixs: %s", s)
+		}
+		if u.Scheme == "https" {
+			return nil, http.StatusBadRequest, fmt.Errorf("URL %s: TLS is not supported", s)
+		}
+	}
+	return req.PeerURLs, 0, nil
+}
+
+// handleMemberChange serves POST, PUT and DELETE on /v2/members.
+func (s *server) handleMemberChange(w http.ResponseWriter, r *http.Request, idPart string) {
+	switch r.Method {
+	case http.MethodPost:
+		if idPart != "" {
+			writeMembersError(w, http.StatusNotFound, "Not found")
+			return
+		}
+		urls, status, err := readMemberChange(r)
+		if err != nil {
+			writeMembersError(w, status, err.Error())
+			return
+		}
+		m, err := s.addMember(r.Context(), urls)
+		if err != nil {
+			writeMembersError(w, memberErrorStatus(err), err.Error())
+			return
+		}
+		b, _ := json.Marshal(m.view())
+		writeJSON(w, http.StatusCreated, append(b, '\n'))
+	case http.MethodDelete, http.MethodPut:
+		id, perr := parseID(idPart)
+		if perr != nil || idPart == "" {
+			writeMembersError(w, http.StatusNotFound, "No such member: "+idPart)
+			return
+		}
+		var err error
+		if r.Method == http.MethodDelete {
+			err = s.removeMember(r.Context(), id)
+		} else {
+			urls, status, rerr := readMemberChange(r)
+			if rerr != nil {
+				writeMembersError(w, status, rerr.Error())
+				return
+			}
+			err = s.updateMember(r.Context(), id, urls)
+		}
+		switch {
+		case errors.Is(err, errMemberNotFound):
+			writeMembersError(w, http.StatusNotFound, "No such member: "+idPart)
+		case errors.Is(err, errMemberRemoved):
+			writeMembersError(w, http.StatusGone, "Member permanently removed: "+idPart)
+		case err != nil:
+			writeMembersError(w, memberErrorStatus(err), err.Error())
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}
+}
+
+func memberErrorStatus(err error) int {
+	switch {
+	case errors.Is(err, errPeerURLExists):
+		return http.StatusConflict
+	case errors.Is(err, errMemberNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, errMemberRemoved):
+		return http.StatusGone
+	case errors.Is(err, errUnhealthyCluster):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func (s *server) isRemoved(id uint64) bool {
+	_, err := s.store.Get(clusterPrefix+"/removed_members/"+idString(id), false, false, 0)
+	return err == nil
+}
+
+// addMember proposes a new (not yet started) member with peer URLs urls.
+func (s *server) addMember(ctx context.Context, urls []string) (*member, error) {
+	s.memberMu.Lock()
+	defer s.memberMu.Unlock()
+	ms := membersFromStore(s.store)
+	for _, m := range ms {
+		for _, have := range m.PeerURLs {
+			for _, want := range urls {
+				if have == want {
+					return nil, errPeerURLExists
+				}
+			}
+		}
+	}
+	if s.cfg.StrictReconfigCheck && !s.readyToAddMember(ms) {
+		return nil, errUnhealthyCluster
+	}
+	m := &member{ID: memberID(urls, s.cfg.InitialClusterToken, time.Now().Unix()), PeerURLs: urls, ClientURLs: []string{}}
+	ctxData, _ := json.Marshal(m)
+	cc := raftpb.ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: m.ID, Context: ctxData}
+	if err := s.proposeConfChange(ctx, cc); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// removeMember proposes to remove member id.
+func (s *server) removeMember(ctx context.Context, id uint64) error {
+	s.memberMu.Lock()
+	defer s.memberMu.Unlock()
+	if s.isRemoved(id) {
+		return errMemberRemoved
+	}
+	ms := membersFromStore(s.store)
+	found := false
+	for _, m := range ms {
+		found = found || m.ID == id
+	}
+	if !found {
+		return errMemberNotFound
+	}
+	if s.cfg.StrictReconfigCheck && !s.readyToRemoveMember(ms, id) {
+		return errUnhealthyCluster
+	}
+	return s.proposeConfChange(ctx, raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode, NodeID: id})
+}
+
+// updateMember proposes new peer URLs for member id.
+func (s *server) updateMember(ctx context.Context, id uint64, urls []string) error {
+	s.memberMu.Lock()
+	defer s.memberMu.Unlock()
+	if s.isRemoved(id) {
+		return errMemberRemoved
+	}
+	var target *member
+	for _, m := range membersFromStore(s.store) {
+		if m.ID == id {
+			target = m
+			continue
+		}
+		for _, have := range m.PeerURLs {
+			for _, want := range urls {
+				if have == want {
+					return errPeerURLExists
+				}
+			}
+		}
+	}
+	if target == nil {
+		return errMemberNotFound
+	}
+	m := member{ID: id, Name: target.Name, PeerURLs: urls}
+	ctxData, _ := json.Marshal(m)
+	return s.proposeConfChange(ctx, raftpb.ConfChange{Type: raftpb.ConfChangeUpdateNode, NodeID: id, Context: ctxData})
+}
+
+// readyToAddMember refuses a new voter when the members now running could
+// not make a quorum of the larger cluster.
+func (s *server) readyToAddMember(ms []*member) bool {
+	started := s.activeMembers(ms)
+	n := len(ms) + 1
+	if started == 1 && n == 2 {
+		return true // growing a one-member cluster
+	}
+	return started >= n/2+1
+}
+
+// readyToRemoveMember refuses a removal that would leave too few running
+// members for a quorum.
+func (s *server) readyToRemoveMember(ms []*member, id uint64) bool {
+	started := s.activeMembers(ms)
+	for _, m := range ms {
+		if m.ID == id && s.memberActive(m.ID) {
+			started--
+		}
+	}
+	n := len(ms) - 1
+	return started >= n/2+1
+}
+
+// activeMembers counts the members this member can reach now (itself
+// included).
+func (s *server) activeMembers(ms []*member) int {
+	n := 0
+	for _, m := range ms {
+		if s.memberActive(m.ID) {
+			n++
+		}
+	}
+	return n
+}
+
+// proposeConfChange sends a membership change through raft and waits
+// until it is applied.
+func (s *server) proposeConfChange(ctx context.Context, cc raftpb.ConfChange) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
+	cc.ID = nextRequestID()
+	ch := s.waits.register(cc.ID)
+	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
+	defer cancel()
+	if err := s.node.ProposeConfChange(ctx, cc); err != nil {
+		s.waits.cancel(cc.ID)
+		return proposalError(err)
+	}
+	select {
+	case res := <-ch:
+		if res.fail != nil {
+			return res.fail
+		}
+		if res.err != nil {
+			return res.err
+		}
+		return nil
+	case <-ctx.Done():
+		s.waits.cancel(cc.ID)
+		return proposalError(ctx.Err())
+	case <-s.stopc:
+		return errStopped
+	}
+}
+
+// fetchCluster asks the members listed in --initial-cluster (other than
+// this one) for the running cluster's id and members.
+func fetchCluster(cfg *config) (uint64, []memberView, error) {
+	hc := &http.Client{Timeout: 2 * time.Second}
+	var lastErr error
+	for name, urls := range cfg.InitialCluster {
+		if name == cfg.Name {
+			continue
+		}
+		for _, u := range urls {
+			resp, err := hc.Get(strings.TrimSuffix(u.String(), "/") + "/members")
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			var ms []memberView
+			err = json.NewDecoder(resp.Body).Decode(&ms)
+			resp.Body.Close()
+			if err != nil {
+				lastErr = fmt.Errorf("%s/members: %w", u, err)
+				continue
+			}
+			cid, err := parseID(resp.Header.Get("X-Etcd-Cluster-Id"))
+			if err != nil {
+				lastErr = fmt.Errorf("%s/members: no cluster id: %w", u, err)
+				continue
+			}
+			return cid, ms, nil
+		}
+	}
+	if lastErr == nil {
+		lastErr = errors.New("--initial-cluster names no other member")
+	}
+	return 0, nil, fmt.Errorf("could not reach the existing cluster: %w", lastErr)
+}
+
+// memberActive reports whether member id is reachable now.
+func (s *server) memberActive(id uint64) bool {
+	return id == s.id
+}
