@@ -204,13 +204,11 @@ func parseKeyRequest(r *http.Request, now time.Time) (*keyRequest, *kv.Error) {
 	return kr, nil
 }
 
-// expirationFor is when a node written at now with ttl seconds expires,
-// kept within int64 for absurd TTLs.
+// expirationFor is when a node written at now with ttl seconds expires.
+// The arithmetic wraps around as etcd's does, so absurd TTLs behave as
+// there: one that wraps into the past expires at the next sweep, one that
+// wraps below the year 2000 never expires.
 func expirationFor(now int64, ttl uint64) int64 {
-	const maxTTL = (1<<63 - 1) / int64(time.Second) / 2
-	if ttl > uint64(maxTTL) {
-		ttl = uint64(maxTTL)
-	}
 	return now + int64(ttl)*int64(time.Second)
 }
 
@@ -229,7 +227,7 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		if kr.wait {
+		if kr.wait && !kr.quorum { // etcd: a quorum read ignores wait
 			s.handleWatch(w, r, kr)
 			return
 		}

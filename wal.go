@@ -619,6 +619,9 @@ func (r *walReplay) segment(seg walSegmentInfo, data []byte, isLast, prevKnown b
 	prev := binary.LittleEndian.Uint32(h[12:16])
 	off, n := walSegHeaderSize, 0
 	for off < len(data) {
+		if isLast && walAllZero(data[off:]) {
+			break // the preallocated, never written end of the segment
+		}
 		rec, st := walDecodeRecord(data, off, prev)
 		if st != walRecOK {
 			if !isLast {
@@ -825,7 +828,7 @@ func OpenWAL(dir string, meta WALMetadata, snapIndex, snapTerm uint64) (*WAL, *W
 		if r.torn {
 			slog.Warn("wal: cutting torn tail", "file", last.path, "offset", r.validEnd)
 		}
-		f, err := os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0)
+		f, err := os.OpenFile(last.path, os.O_WRONLY, 0)
 		if err != nil {
 			return nil, nil, fmt.Errorf("wal: open last segment: %w", err)
 		}
@@ -834,6 +837,7 @@ func OpenWAL(dir string, meta WALMetadata, snapIndex, snapTerm uint64) (*WAL, *W
 				f.Close()
 				return nil, nil, fmt.Errorf("wal: cut torn tail of %s at offset %d: %w", last.path, r.validEnd, err)
 			}
+			walPreallocate(f, walSegmentSize)
 			if err := f.Sync(); err != nil {
 				f.Close()
 				return nil, nil, fmt.Errorf("wal: fsync %s: %w", last.path, err)
@@ -955,6 +959,7 @@ func (w *WAL) createSegment(seq, first uint64, prevChain uint32) error {
 	if _, err := f.Write(buf); err != nil {
 		return fail(fmt.Errorf("wal: write segment %s: %w", tmp, err))
 	}
+	walPreallocate(f, walSegmentSize)
 	if err := f.Sync(); err != nil {
 		return fail(fmt.Errorf("wal: fsync segment %s: %w", tmp, err))
 	}
@@ -992,7 +997,7 @@ func (w *WAL) usable() error {
 // write appends buf (whose last record has chained CRC chain) to the last
 // segment and fsyncs it. Failures make the WAL unusable.
 func (w *WAL) write(buf []byte, chain uint32, sync bool) error {
-	n, err := w.f.Write(buf)
+	n, err := w.f.WriteAt(buf, w.size)
 	if err == nil && sync {
 		err = walFdatasync(w.f)
 	} else if n > 0 {
@@ -1006,6 +1011,22 @@ func (w *WAL) write(buf []byte, chain uint32, sync bool) error {
 	w.size += int64(n)
 	w.chain = chain
 	return nil
+}
+
+// walPrealloc turns preallocation of segments on (tests that edit the
+// bytes at a segment's end turn it off).
+var walPrealloc = true
+
+// walPreallocate reserves size bytes for f (filled with zeros) so that
+// appends do not grow the file and fdatasync need not write its size.
+// Where the file system cannot, the file just grows as it is written.
+func walPreallocate(f *os.File, size int64) {
+	if !walPrealloc {
+		return
+	}
+	if fi, err := f.Stat(); err == nil && fi.Size() < size {
+		_ = syscall.Fallocate(int(f.Fd()), 0, 0, size)
+	}
 }
 
 // walFdatasync flushes f's data (and the size, when it grew) to disk.
@@ -1076,6 +1097,13 @@ func (w *WAL) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
 		w.hs = hs
 	}
 	if w.size >= walSegmentSize {
+		if err := w.f.Truncate(w.size); err == nil {
+			err = w.f.Sync()
+		}
+		if err != nil {
+			w.err = fmt.Errorf("wal: cut preallocated end of %s: %w (the log is unusable until reopened)", w.segs[len(w.segs)-1].path, err)
+			return w.err
+		}
 		if err := w.createSegment(w.segs[len(w.segs)-1].seq+1, w.log.last+1, w.chain); err != nil {
 			w.err = fmt.Errorf("%w (the log is unusable until reopened)", err)
 			return w.err

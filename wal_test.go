@@ -392,6 +392,7 @@ func walTestBuild(t *testing.T, dir string, n uint64) (string, int, int) {
 }
 
 func TestWALTornTailEveryOffset(t *testing.T) {
+	walTestNoPrealloc(t)
 	src := t.TempDir()
 	path, lastOff, size := walTestBuild(t, src, 3)
 	name := filepath.Base(path)
@@ -422,6 +423,7 @@ func TestWALTornTailEveryOffset(t *testing.T) {
 }
 
 func TestWALDamage(t *testing.T) {
+	walTestNoPrealloc(t)
 	walTestSetSegmentSize(t, 1024)
 	tests := []struct {
 		name string
@@ -606,13 +608,15 @@ func walTestAppend(t *testing.T, path string, b []byte) {
 }
 
 func TestWALZeroFilledTail(t *testing.T) {
+	walTestNoPrealloc(t)
 	dir := t.TempDir()
 	path, _, size := walTestBuild(t, dir, 5)
 	walTestAppend(t, path, make([]byte, 8192))
 	w, st := walTestOpen(t, dir, 0, 0)
 	walTestCheckEnts(t, st.Entries, walTestEnts(1, 5, 1, 30))
-	if fi, err := os.Stat(path); err != nil || fi.Size() != int64(size) {
-		t.Fatalf("zero tail not cut (%v)", err)
+	// zeros are what a preallocated segment ends with: kept, and written over
+	if fi, err := os.Stat(path); err != nil || fi.Size() != int64(size)+8192 {
+		t.Fatalf("zero tail changed (%v)", err)
 	}
 	if err := w.Save(raftpb.HardState{Term: 1, Commit: 6}, walTestEnts(6, 6, 1, 30)); err != nil {
 		t.Fatal(err)
@@ -656,6 +660,7 @@ func TestWALTruncatedSegmentHeader(t *testing.T) {
 }
 
 func TestWALWrongMember(t *testing.T) {
+	walTestNoPrealloc(t)
 	dir := t.TempDir()
 	walTestBuild(t, dir, 2)
 	segs := walTestSegs(t, dir)
@@ -1032,4 +1037,82 @@ func BenchmarkWALSave(b *testing.B) {
 			}
 		})
 	}
+}
+
+// walTestNoPrealloc turns segment preallocation off for a test that edits
+// the bytes at the end of a segment file.
+func walTestNoPrealloc(t *testing.T) {
+	walPrealloc = false
+	t.Cleanup(func() { walPrealloc = true })
+}
+
+// TestWALPreallocated checks that a preallocated segment's zero-filled end
+// is neither damage nor cut, that a torn record inside it is cut, and that
+// rotation leaves full segments without their zero end.
+func TestWALPreallocated(t *testing.T) {
+	walTestSetSegmentSize(t, 64<<10)
+	dir := t.TempDir()
+	w, _, err := OpenWAL(dir, walTestMeta, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Save(raftpb.HardState{Term: 1, Commit: 3}, walTestEnts(1, 3, 1, 30)); err != nil {
+		t.Fatal(err)
+	}
+	path := w.segs[len(w.segs)-1].path
+	size := w.size
+	w.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != walSegmentSize {
+		t.Skipf("file system did not preallocate (size %d)", fi.Size())
+	}
+	w, st := walTestOpen(t, dir, 0, 0)
+	walTestCheckEnts(t, st.Entries, walTestEnts(1, 3, 1, 30))
+	if w.size != size {
+		t.Fatalf("reopened at %d, want %d", w.size, size)
+	}
+	w.Close()
+	// a torn record inside the zero region is cut, and the rest still works
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{40, 0, 0, 0, 4, 0, 0, 0, 9, 9, 9}, size); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	w, st = walTestOpen(t, dir, 0, 0)
+	walTestCheckEnts(t, st.Entries, walTestEnts(1, 3, 1, 30))
+	// fill past the segment size: the full segment loses its zero end
+	for i := uint64(4); i < 4+3000; i += 100 {
+		if err := w.Save(raftpb.HardState{Term: 1, Commit: i + 99}, walTestEnts(i, i+99, 1, 30)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	segs := append([]walSegmentInfo(nil), w.segs...)
+	w.Close()
+	if len(segs) < 2 {
+		t.Fatalf("no rotation: %d segments", len(segs))
+	}
+	for _, seg := range segs[:len(segs)-1] {
+		fi, err := os.Stat(seg.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() < walSegmentSize {
+			t.Fatalf("%s: size %d after rotation, want at least %d", seg.path, fi.Size(), walSegmentSize)
+		}
+		data, err := os.ReadFile(seg.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if walAllZero(data[len(data)-8:]) {
+			t.Fatalf("%s: full segment still ends with its preallocated zeros", seg.path)
+		}
+	}
+	_, st = walTestOpen(t, dir, 0, 0)
+	walTestCheckEnts(t, st.Entries, walTestEnts(1, 3003, 1, 30))
 }

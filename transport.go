@@ -1,0 +1,1346 @@
+package main
+
+// The peer transport: it carries raft messages between the members of the
+// cluster over net/http.
+//
+// Wire format. Every request carries X-Etcd-Cluster-ID, X-Server-From and
+// X-Raft-To, each a member or cluster id in lower-case hex.
+//
+//   - Stream, one per direction and pair of members: the sender opens
+//     POST <peerURL>/raft/stream with a chunked body that never ends while the
+//     connection is healthy. The receiver checks the headers, answers 200 at
+//     once (full duplex) and reads the body until it ends. The body is a
+//     sequence of frames: an 8-byte big-endian length n, then n bytes holding a
+//     marshalled raftpb.Message. A frame with n = 0 is a keepalive. The
+//     response body carries nothing; when it ends, the receiver has gone and
+//     the sender reconnects.
+//   - Snapshot: POST <peerURL>/raft/snapshot whose body is exactly one
+//     marshalled MsgSnap (Content-Length set). The receiver answers 204 once
+//     its raft node has taken the message, so the sender can report the
+//     snapshot as finished.
+//
+// Refusals: 412 Precondition Failed for another cluster's id (or a request
+// meant for another member), 410 Gone for a member that was removed.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// Paths, headers and limits of the wire format.
+const (
+	// transportStreamPath is where a peer opens its long-lived message stream.
+	transportStreamPath = "/raft/stream"
+	// transportSnapshotPath is where a peer posts a MsgSnap.
+	transportSnapshotPath = "/raft/snapshot"
+	// transportHeaderClusterID names the cluster the sender belongs to (hex).
+	transportHeaderClusterID = "X-Etcd-Cluster-ID"
+	// transportHeaderFrom names the sending member (hex).
+	transportHeaderFrom = "X-Server-From"
+	// transportHeaderTo names the member the request is meant for (hex).
+	transportHeaderTo = "X-Raft-To"
+	// transportContentType is the media type of streams and snapshots.
+	transportContentType = "application/x-etcdlite-raft"
+
+	// transportQueueSize bounds the messages waiting for one peer's stream.
+	transportQueueSize = 4096
+	// transportMaxBatchBytes bounds how much one batch writes before it flushes.
+	transportMaxBatchBytes = 1 << 20
+	// transportMaxFrameSize bounds one message on a stream.
+	transportMaxFrameSize = 256 << 20
+	// transportMaxSnapshotSize bounds one MsgSnap on the snapshot path.
+	transportMaxSnapshotSize = 2 << 30
+	// transportKeepBufSize is the largest scratch buffer kept between messages;
+	// a larger one, grown for a big message, is let go.
+	transportKeepBufSize = 1 << 20
+	// transportRateWindow is how many seconds the send and receive rates span.
+	transportRateWindow = 5
+)
+
+// Errors the transport reports about its connections.
+var (
+	trErrWriteTimeout = errors.New("raft stream write timed out")
+	trErrStreamClosed = errors.New("raft stream closed by the peer")
+	trErrStopped      = errors.New("raft transport stopped or peer removed")
+)
+
+// transportRaft is what the transport delivers to: the local raft node.
+type transportRaft interface {
+	// Process hands an incoming message to the local raft node (node.Step).
+	Process(ctx context.Context, m raftpb.Message) error
+	// ReportUnreachable tells raft that a message to id was lost.
+	ReportUnreachable(id uint64)
+	// ReportSnapshot tells raft how sending a snapshot to id ended.
+	ReportSnapshot(id uint64, status raft.SnapshotStatus)
+}
+
+// trFilter is the fault-injection hook of SetFilter.
+type trFilter func(from, to uint64, m *raftpb.Message) (drop bool, delay time.Duration)
+
+// transportTimeouts are the transport's timings; tests shorten them before
+// adding peers.
+type transportTimeouts struct {
+	backoffMin time.Duration // first wait after every URL of a peer failed
+	backoffMax time.Duration // longest wait between rounds of connection attempts
+	dial       time.Duration // TCP connect
+	header     time.Duration // wait for the stream's response headers
+	write      time.Duration // a batch must reach the connection within this
+	keepalive  time.Duration // an idle stream sends an empty frame this often
+	idle       time.Duration // a receiver drops a stream silent for this long
+	snapshot   time.Duration // one snapshot POST, body and answer included
+}
+
+// transportDefaultTimeouts are the timings NewTransport starts with.
+var transportDefaultTimeouts = transportTimeouts{
+	backoffMin: 50 * time.Millisecond,
+	backoffMax: time.Second,
+	dial:       time.Second,
+	header:     3 * time.Second,
+	write:      5 * time.Second,
+	keepalive:  time.Second,
+	idle:       10 * time.Second,
+	snapshot:   5 * time.Minute,
+}
+
+// transportPeerStats is one peer's entry of /v2/stats/leader, shaped as etcd
+// reports a follower.
+type transportPeerStats struct {
+	Latency transportLatency `json:"latency"`
+	Counts  transportCounts  `json:"counts"`
+}
+
+// transportLatency is the heartbeat round trip to a peer, in milliseconds.
+type transportLatency struct {
+	Current           float64 `json:"current"`
+	Average           float64 `json:"average"`
+	StandardDeviation float64 `json:"standardDeviation"`
+	Minimum           float64 `json:"minimum"`
+	Maximum           float64 `json:"maximum"`
+}
+
+// transportCounts counts the messages to a peer: success when written to its
+// connection, fail when dropped or lost.
+type transportCounts struct {
+	Fail    uint64 `json:"fail"`
+	Success uint64 `json:"success"`
+}
+
+// transportTotals are the transport-wide counters and rates that
+// /v2/stats/self reports.
+type transportTotals struct {
+	SendMsgs          uint64  `json:"sendMsgCount"`
+	SendBytes         uint64  `json:"sendBytes"`
+	RecvMsgs          uint64  `json:"recvMsgCount"`
+	RecvBytes         uint64  `json:"recvBytes"`
+	SendAppend        uint64  `json:"sendAppendRequestCnt"`
+	RecvAppend        uint64  `json:"recvAppendRequestCnt"`
+	Dropped           uint64  `json:"droppedMsgCount"`
+	SendPkgRate       float64 `json:"sendPkgRate,omitempty"`
+	SendBandwidthRate float64 `json:"sendBandwidthRate,omitempty"`
+	RecvPkgRate       float64 `json:"recvPkgRate,omitempty"`
+	RecvBandwidthRate float64 `json:"recvBandwidthRate,omitempty"`
+}
+
+// Transport carries raft messages between this member and its peers: one
+// outgoing stream per peer, a separate path for snapshots, and an HTTP
+// handler that receives the peers' streams and snapshots.
+type Transport struct {
+	localID   uint64
+	clusterID uint64
+	raft      transportRaft
+
+	// timeouts and queueSize are read by peers added later; change them
+	// only before the first AddPeer.
+	timeouts  transportTimeouts
+	queueSize int
+
+	streamRT     *http.Transport
+	snapRT       *http.Transport
+	streamClient *http.Client
+	snapClient   *http.Client
+
+	filter atomic.Pointer[trFilter]
+
+	mu       sync.RWMutex
+	peers    map[uint64]*trPeer
+	removed  map[uint64]bool
+	inbound  map[*trInbound]struct{}
+	stopped  bool
+	stopOnce sync.Once
+	wg       sync.WaitGroup // outgoing goroutines
+	inWG     sync.WaitGroup // inbound handlers
+
+	sendMsgs, sendBytes, recvMsgs, recvBytes atomic.Uint64
+	sendAppend, recvAppend, dropped          atomic.Uint64
+	sendRate, recvRate                       transportRate
+
+	lastRefusalLog atomic.Int64 // unix nanos of the last refusal logged at Warn
+}
+
+// NewTransport returns a transport for member localID of cluster clusterID
+// that delivers incoming messages to r. It has no peers until AddPeer.
+func NewTransport(localID, clusterID uint64, r transportRaft) *Transport {
+	t := &Transport{
+		localID:   localID,
+		clusterID: clusterID,
+		raft:      r,
+		timeouts:  transportDefaultTimeouts,
+		queueSize: transportQueueSize,
+		peers:     make(map[uint64]*trPeer),
+		removed:   make(map[uint64]bool),
+		inbound:   make(map[*trInbound]struct{}),
+	}
+	dialer := &net.Dialer{Timeout: t.timeouts.dial, KeepAlive: 30 * time.Second}
+	t.streamRT = &http.Transport{
+		DialContext:        dialer.DialContext,
+		DisableCompression: true,
+		DisableKeepAlives:  true, // a stream's connection is never reused
+	}
+	t.snapRT = &http.Transport{
+		DialContext:         dialer.DialContext,
+		DisableCompression:  true,
+		MaxIdleConnsPerHost: 1,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	t.streamClient = &http.Client{Transport: t.streamRT}
+	t.snapClient = &http.Client{Transport: t.snapRT}
+	now := time.Now()
+	t.sendRate.start, t.recvRate.start = now, now
+	return t
+}
+
+// trHex formats a member or cluster id as the wire and the logs show it.
+func trHex(id uint64) string { return strconv.FormatUint(id, 16) }
+
+// SetFilter installs a fault-injection hook, for tests: every outgoing
+// message is passed to f (from is always the local member), which may drop
+// it or delay it. Delayed messages may be reordered. A dropped MsgSnap is
+// reported to raft as a failed snapshot. nil removes the hook. To partition
+// member X, install on every transport a filter that drops messages whose
+// from or to is X.
+func (t *Transport) SetFilter(f func(from, to uint64, m *raftpb.Message) (drop bool, delay time.Duration)) {
+	if f == nil {
+		t.filter.Store(nil)
+		return
+	}
+	ff := trFilter(f)
+	t.filter.Store(&ff)
+}
+
+// AddPeer starts sending to member id at urls (its peer URLs, tried in turn).
+// Adding a known peer updates its URLs; adding a removed member un-removes it.
+func (t *Transport) AddPeer(id uint64, urls []string) {
+	if id == t.localID || id == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return
+	}
+	delete(t.removed, id)
+	if p := t.peers[id]; p != nil {
+		p.setURLs(urls)
+		return
+	}
+	p := newTrPeer(t, id, urls)
+	t.peers[id] = p
+	t.wg.Add(3)
+	go p.runStream()
+	go p.runSnapshots()
+	go p.runReports()
+	slog.Info("raft transport: peer added", "local", trHex(t.localID), "peer", trHex(id), "urls", urls)
+}
+
+// UpdatePeer changes the URLs of member id; a stream on a URL no longer
+// listed is reconnected.
+func (t *Transport) UpdatePeer(id uint64, urls []string) {
+	t.mu.RLock()
+	p := t.peers[id]
+	t.mu.RUnlock()
+	if p == nil {
+		slog.Warn("raft transport: update of unknown peer ignored", "local", trHex(t.localID), "peer", trHex(id))
+		return
+	}
+	p.setURLs(urls)
+}
+
+// RemovePeer stops sending to member id, closes its incoming streams and
+// refuses it from now on (410 Gone). It does not wait for the peer's
+// goroutines; Stop does.
+func (t *Transport) RemovePeer(id uint64) {
+	t.mu.Lock()
+	if t.stopped {
+		t.mu.Unlock()
+		return
+	}
+	t.removed[id] = true
+	p := t.peers[id]
+	delete(t.peers, id)
+	for in := range t.inbound {
+		if in.from == id {
+			in.kill()
+		}
+	}
+	t.mu.Unlock()
+	if p != nil {
+		p.cancel()
+	}
+	slog.Info("raft transport: peer removed", "local", trHex(t.localID), "peer", trHex(id))
+}
+
+// Connected tells whether the outgoing stream to member id is up.
+func (t *Transport) Connected(id uint64) bool {
+	p := t.peer(id)
+	return p != nil && p.connected.Load()
+}
+
+// Stop closes every connection, stops every goroutine of the transport and
+// waits for them. Send, AddPeer and the handler do nothing useful after it.
+func (t *Transport) Stop() {
+	t.stopOnce.Do(func() {
+		t.mu.Lock()
+		t.stopped = true
+		peers := t.peers
+		t.peers = make(map[uint64]*trPeer)
+		for in := range t.inbound {
+			in.kill()
+		}
+		t.mu.Unlock()
+		for _, p := range peers {
+			p.cancel()
+		}
+		t.wg.Wait()
+		t.inWG.Wait()
+		t.streamRT.CloseIdleConnections()
+		t.snapRT.CloseIdleConnections()
+		slog.Debug("raft transport stopped", "local", trHex(t.localID))
+	})
+}
+
+// peer returns the peer with id, or nil.
+func (t *Transport) peer(id uint64) *trPeer {
+	t.mu.RLock()
+	p := t.peers[id]
+	t.mu.RUnlock()
+	return p
+}
+
+// Send queues messages for their peers and returns at once; it never blocks.
+// A message that cannot be queued (peer not connected, queue full) is
+// dropped, counted and reported with ReportUnreachable. MsgSnap goes to the
+// snapshot path, and its outcome is reported with ReportSnapshot.
+func (t *Transport) Send(msgs []raftpb.Message) {
+	fp := t.filter.Load()
+	var p *trPeer
+	for i := range msgs {
+		m := &msgs[i]
+		if p == nil || p.id != m.To {
+			p = t.peer(m.To)
+		}
+		if p == nil {
+			t.dropUnknown(m)
+			continue
+		}
+		if fp != nil {
+			drop, delay := (*fp)(t.localID, m.To, m)
+			if drop {
+				if m.Type == raftpb.MsgSnap {
+					p.reportSnapshotFailure()
+				}
+				continue
+			}
+			if delay > 0 {
+				mm, dp := *m, p
+				time.AfterFunc(delay, func() { dp.enqueue(&mm) })
+				continue
+			}
+		}
+		p.enqueue(m)
+	}
+}
+
+// dropUnknown drops a message for a member the transport does not know.
+func (t *Transport) dropUnknown(m *raftpb.Message) {
+	t.dropped.Add(1)
+	slog.Debug("raft transport: message to unknown peer dropped", "local", trHex(t.localID), "to", trHex(m.To), "type", m.Type.String())
+	if m.Type != raftpb.MsgSnap {
+		return
+	}
+	// raft waits for the outcome of every snapshot; tell it from another
+	// goroutine so that Send stays non-blocking.
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.stopped {
+		return
+	}
+	t.wg.Add(1)
+	go func(to uint64) {
+		defer t.wg.Done()
+		t.raft.ReportSnapshot(to, raft.SnapshotFailure)
+	}(m.To)
+}
+
+// PeerStats returns latency and counts for every peer, keyed by member id.
+func (t *Transport) PeerStats() map[uint64]transportPeerStats {
+	t.mu.RLock()
+	peers := make([]*trPeer, 0, len(t.peers))
+	for _, p := range t.peers {
+		peers = append(peers, p)
+	}
+	t.mu.RUnlock()
+	out := make(map[uint64]transportPeerStats, len(peers))
+	for _, p := range peers {
+		out[p.id] = p.stats()
+	}
+	return out
+}
+
+// Totals returns the transport-wide counters, and the send and receive rates
+// over the last few seconds.
+func (t *Transport) Totals() transportTotals {
+	now := time.Now()
+	tt := transportTotals{
+		SendMsgs:   t.sendMsgs.Load(),
+		SendBytes:  t.sendBytes.Load(),
+		RecvMsgs:   t.recvMsgs.Load(),
+		RecvBytes:  t.recvBytes.Load(),
+		SendAppend: t.sendAppend.Load(),
+		RecvAppend: t.recvAppend.Load(),
+		Dropped:    t.dropped.Load(),
+	}
+	tt.SendPkgRate, tt.SendBandwidthRate = t.sendRate.rates(now)
+	tt.RecvPkgRate, tt.RecvBandwidthRate = t.recvRate.rates(now)
+	return tt
+}
+
+// setHeaders puts the identifying headers on an outgoing request.
+func (t *Transport) setHeaders(req *http.Request, to uint64) {
+	req.Header.Set(transportHeaderClusterID, trHex(t.clusterID))
+	req.Header.Set(transportHeaderFrom, trHex(t.localID))
+	req.Header.Set(transportHeaderTo, trHex(to))
+	req.Header.Set("Content-Type", transportContentType)
+}
+
+// noteSent counts a batch written to a peer.
+func (t *Transport) noteSent(msgs, bytes, appends uint64) {
+	t.sendMsgs.Add(msgs)
+	t.sendBytes.Add(bytes)
+	t.sendAppend.Add(appends)
+	t.sendRate.add(time.Now(), msgs, bytes)
+}
+
+// noteReceived counts one received message and, for a heartbeat response,
+// records the peer's latency.
+func (t *Transport) noteReceived(m *raftpb.Message, size int) {
+	now := time.Now()
+	t.recvMsgs.Add(1)
+	t.recvBytes.Add(uint64(size))
+	if m.Type == raftpb.MsgApp {
+		t.recvAppend.Add(1)
+	}
+	t.recvRate.add(now, 1, uint64(size))
+	if m.Type == raftpb.MsgHeartbeatResp {
+		if p := t.peer(m.From); p != nil {
+			p.heartbeatAnswered(now)
+		}
+	}
+}
+
+// ---- sending side ----
+
+// trPeer is the sending side for one peer: a bounded queue drained by a
+// stream goroutine, a snapshot goroutine and a goroutine that reports
+// unreachability to raft, so that Send never waits for raft or the network.
+type trPeer struct {
+	t      *Transport
+	id     uint64
+	ctx    context.Context // cancelled when the peer is removed or the transport stops
+	cancel context.CancelFunc
+
+	queue   chan raftpb.Message // messages for the stream
+	snapc   chan raftpb.Message // MsgSnap waiting for the snapshot goroutine
+	reportc chan struct{}       // wakes the report goroutine
+	urlc    chan struct{}       // the URLs changed
+
+	connected    atomic.Bool
+	unreachable  atomic.Bool  // ReportUnreachable pending
+	snapFailures atomic.Int64 // ReportSnapshot(failure) pending
+	batches      atomic.Uint64
+	success      atomic.Uint64
+	fail         atomic.Uint64
+
+	mu      sync.Mutex
+	urls    []string
+	hbSent  time.Time // when the unanswered heartbeat was queued
+	latency trLatency
+}
+
+// newTrPeer returns a peer ready to run; AddPeer starts its goroutines.
+func newTrPeer(t *Transport, id uint64, urls []string) *trPeer {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &trPeer{
+		t:       t,
+		id:      id,
+		ctx:     ctx,
+		cancel:  cancel,
+		queue:   make(chan raftpb.Message, t.queueSize),
+		snapc:   make(chan raftpb.Message, 1),
+		reportc: make(chan struct{}, 1),
+		urlc:    make(chan struct{}, 1),
+		urls:    trCleanURLs(urls),
+	}
+}
+
+// trCleanURLs copies urls without trailing slashes and empty entries.
+func trCleanURLs(urls []string) []string {
+	out := make([]string, 0, len(urls))
+	for _, u := range urls {
+		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// setURLs replaces the peer's URLs and tells the stream goroutine.
+func (p *trPeer) setURLs(urls []string) {
+	p.mu.Lock()
+	p.urls = trCleanURLs(urls)
+	p.mu.Unlock()
+	select {
+	case p.urlc <- struct{}{}:
+	default:
+	}
+}
+
+// urlList returns a copy of the peer's URLs.
+func (p *trPeer) urlList() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.urls...)
+}
+
+// hasURL tells whether u is still one of the peer's URLs.
+func (p *trPeer) hasURL(u string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, x := range p.urls {
+		if x == u {
+			return true
+		}
+	}
+	return false
+}
+
+// enqueue queues one message without blocking, or drops it.
+func (p *trPeer) enqueue(m *raftpb.Message) {
+	if p.ctx.Err() != nil {
+		return
+	}
+	if m.Type == raftpb.MsgSnap {
+		select {
+		case p.snapc <- *m:
+		default:
+			p.reportSnapshotFailure()
+		}
+		return
+	}
+	if !p.connected.Load() {
+		p.drop(1)
+		return
+	}
+	select {
+	case p.queue <- *m:
+		if m.Type == raftpb.MsgHeartbeat {
+			p.heartbeatSent(time.Now())
+		}
+	default:
+		p.drop(1)
+	}
+}
+
+// drop counts n lost messages and has raft told that the peer is unreachable.
+func (p *trPeer) drop(n uint64) {
+	p.fail.Add(n)
+	p.t.dropped.Add(n)
+	p.unreachable.Store(true)
+	p.wakeReporter()
+}
+
+// reportSnapshotFailure counts a failed snapshot and has raft told.
+func (p *trPeer) reportSnapshotFailure() {
+	p.fail.Add(1)
+	p.t.dropped.Add(1)
+	p.snapFailures.Add(1)
+	p.wakeReporter()
+}
+
+// wakeReporter wakes the report goroutine without blocking.
+func (p *trPeer) wakeReporter() {
+	select {
+	case p.reportc <- struct{}{}:
+	default:
+	}
+}
+
+// runReports tells raft, outside the raft loop, about lost messages and
+// snapshots. Reports of unreachability are coalesced.
+func (p *trPeer) runReports() {
+	defer p.t.wg.Done()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-p.reportc:
+		}
+		for n := p.snapFailures.Swap(0); n > 0; n-- {
+			p.t.raft.ReportSnapshot(p.id, raft.SnapshotFailure)
+		}
+		if p.unreachable.Swap(false) {
+			p.t.raft.ReportUnreachable(p.id)
+		}
+	}
+}
+
+// failQueued drops whatever waits in the queue, e.g. when the stream broke.
+func (p *trPeer) failQueued() {
+	var n uint64
+	for drained := false; !drained; {
+		select {
+		case <-p.queue:
+			n++
+		default:
+			drained = true
+		}
+	}
+	if n > 0 {
+		p.drop(n)
+	}
+}
+
+// heartbeatSent starts a latency measurement unless one is under way.
+func (p *trPeer) heartbeatSent(now time.Time) {
+	p.mu.Lock()
+	// A heartbeat unanswered for long was lost: measure from this one.
+	if p.hbSent.IsZero() || now.Sub(p.hbSent) > 5*time.Second {
+		p.hbSent = now
+	}
+	p.mu.Unlock()
+}
+
+// heartbeatAnswered ends a latency measurement.
+func (p *trPeer) heartbeatAnswered(now time.Time) {
+	p.mu.Lock()
+	if !p.hbSent.IsZero() {
+		p.latency.observe(now.Sub(p.hbSent))
+		p.hbSent = time.Time{}
+	}
+	p.mu.Unlock()
+}
+
+// stats returns the peer's entry of /v2/stats/leader.
+func (p *trPeer) stats() transportPeerStats {
+	p.mu.Lock()
+	lat := p.latency.report()
+	p.mu.Unlock()
+	return transportPeerStats{
+		Latency: lat,
+		Counts:  transportCounts{Fail: p.fail.Load(), Success: p.success.Load()},
+	}
+}
+
+// trConn is one outgoing stream: the pipe feeding the request body and what
+// is needed to tear the request down.
+type trConn struct {
+	url    string
+	pw     *io.PipeWriter
+	cancel context.CancelFunc
+	done   chan struct{} // closed once the request or its response has ended
+}
+
+// close tears the stream down; blocked writes return err.
+func (c *trConn) close(err error) {
+	c.cancel()
+	_ = c.pw.CloseWithError(err)
+}
+
+// runStream keeps a stream to the peer open, reconnecting with backoff and
+// trying the peer's URLs in turn, and writes queued messages to it.
+func (p *trPeer) runStream() {
+	defer p.t.wg.Done()
+	to := p.t.timeouts
+	bw := bufio.NewWriterSize(io.Discard, 32<<10)
+	var scratch []byte
+	backoff := to.backoffMin
+	next := 0 // index of the URL to try next
+	failedInRound := 0
+	lastErr := map[string]string{} // per URL, so that a repeated failure logs at Debug
+	for p.ctx.Err() == nil {
+		urls := p.urlList()
+		if len(urls) == 0 {
+			select {
+			case <-p.ctx.Done():
+				return
+			case <-p.urlc:
+			}
+			continue
+		}
+		u := urls[next%len(urls)]
+		c, err := p.dial(u)
+		if err != nil {
+			if p.ctx.Err() != nil {
+				return
+			}
+			if msg := err.Error(); msg != lastErr[u] {
+				lastErr[u] = msg
+				slog.Warn("raft transport: cannot open stream to peer", "local", trHex(p.t.localID), "peer", trHex(p.id), "url", u, "err", err)
+			} else {
+				slog.Debug("raft transport: cannot open stream to peer", "local", trHex(p.t.localID), "peer", trHex(p.id), "url", u, "err", err)
+			}
+			next++
+			failedInRound++
+			if failedInRound < len(urls) {
+				continue // try the next URL at once
+			}
+			failedInRound = 0
+			select {
+			case <-p.ctx.Done():
+				return
+			case <-p.urlc:
+				next = 0
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, to.backoffMax)
+			continue
+		}
+		backoff, failedInRound = to.backoffMin, 0
+		clear(lastErr)
+		p.failQueued() // anything queued before the stream came up is stale
+		p.connected.Store(true)
+		slog.Info("raft transport: stream to peer connected", "local", trHex(p.t.localID), "peer", trHex(p.id), "url", u)
+		err = p.pump(c, bw, &scratch)
+		p.connected.Store(false)
+		c.close(err)
+		p.failQueued()
+		p.mu.Lock()
+		p.hbSent = time.Time{}
+		p.mu.Unlock()
+		if p.ctx.Err() != nil {
+			return
+		}
+		p.unreachable.Store(true)
+		p.wakeReporter()
+		slog.Warn("raft transport: stream to peer broken", "local", trHex(p.t.localID), "peer", trHex(p.id), "url", u, "err", err)
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-time.After(to.backoffMin):
+		}
+	}
+}
+
+// dial opens a stream at base URL u and waits for the peer to accept it.
+func (p *trPeer) dial(u string) (*trConn, error) {
+	ctx, cancel := context.WithCancel(p.ctx)
+	pr, pw := io.Pipe()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+transportStreamPath, pr)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("build stream request for %s: %w", u, err)
+	}
+	p.t.setHeaders(req, p.id)
+	c := &trConn{url: u, pw: pw, cancel: cancel, done: make(chan struct{})}
+	accepted := make(chan error, 1)
+	p.t.wg.Add(1)
+	go func() {
+		defer p.t.wg.Done()
+		defer close(c.done)
+		resp, err := p.t.streamClient.Do(req)
+		if err != nil {
+			accepted <- fmt.Errorf("post %s: %w", u+transportStreamPath, err)
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			accepted <- trStatusError(resp)
+			return
+		}
+		accepted <- nil
+		// The response carries nothing; it ends when the peer goes away.
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}()
+	timer := time.NewTimer(p.t.timeouts.header)
+	defer timer.Stop()
+	select {
+	case err = <-accepted:
+	case <-timer.C:
+		err = fmt.Errorf("post %s: no answer within %v", u+transportStreamPath, p.t.timeouts.header)
+	case <-p.ctx.Done():
+		err = trErrStopped
+	}
+	if err != nil {
+		c.close(err)
+		return nil, err
+	}
+	return c, nil
+}
+
+// trStatusError turns a refusal into an error that carries the peer's text.
+func trStatusError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	return fmt.Errorf("peer refused %s: %s: %s", resp.Request.URL.Path, resp.Status, strings.TrimSpace(string(b)))
+}
+
+// trBatch tallies one batch of messages written to a stream.
+type trBatch struct {
+	msgs, bytes, appends uint64
+}
+
+// pump writes queued messages to the stream until it breaks or the peer
+// stops. Each batch writes everything queued, then flushes once.
+func (p *trPeer) pump(c *trConn, bw *bufio.Writer, scratch *[]byte) error {
+	to := p.t.timeouts
+	bw.Reset(c.pw)
+	keepalive := time.NewTimer(to.keepalive)
+	defer keepalive.Stop()
+	// The watchdog breaks the stream if a batch cannot reach the peer in time.
+	watchdog := time.AfterFunc(time.Hour, func() { c.close(trErrWriteTimeout) })
+	watchdog.Stop()
+	defer watchdog.Stop()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return trErrStopped
+		case <-c.done:
+			return trErrStreamClosed
+		case <-p.urlc:
+			if !p.hasURL(c.url) {
+				return fmt.Errorf("peer URL %s is no longer listed", c.url)
+			}
+		case <-keepalive.C:
+			var empty [8]byte
+			watchdog.Reset(to.write)
+			_, err := bw.Write(empty[:])
+			if err == nil {
+				err = bw.Flush()
+			}
+			watchdog.Stop()
+			if err != nil {
+				return fmt.Errorf("write keepalive: %w", err)
+			}
+			keepalive.Reset(to.keepalive)
+		case m := <-p.queue:
+			var b trBatch
+			watchdog.Reset(to.write)
+			err := p.encode(bw, &m, scratch, &b)
+		more:
+			for err == nil && b.bytes < transportMaxBatchBytes {
+				select {
+				case m = <-p.queue:
+					err = p.encode(bw, &m, scratch, &b)
+				default:
+					break more
+				}
+			}
+			if err == nil {
+				err = bw.Flush()
+			}
+			watchdog.Stop()
+			if cap(*scratch) > transportKeepBufSize {
+				*scratch = nil
+			}
+			if err != nil {
+				p.drop(b.msgs)
+				return fmt.Errorf("write batch of %d messages: %w", b.msgs, err)
+			}
+			p.batches.Add(1)
+			p.success.Add(b.msgs)
+			p.t.noteSent(b.msgs, b.bytes, b.appends)
+			keepalive.Reset(to.keepalive)
+		}
+	}
+}
+
+// encode writes one frame to bw, marshalling into the reused scratch buffer.
+// A message that cannot be encoded is dropped; only write errors are returned.
+func (p *trPeer) encode(bw *bufio.Writer, m *raftpb.Message, scratch *[]byte, b *trBatch) error {
+	size := m.Size()
+	if size > transportMaxFrameSize {
+		slog.Error("raft transport: message too large, dropped", "local", trHex(p.t.localID), "peer", trHex(p.id), "type", m.Type.String(), "size", size)
+		p.drop(1)
+		return nil
+	}
+	need := 8 + size
+	if cap(*scratch) < need {
+		*scratch = make([]byte, max(need, 4096))
+	}
+	frame := (*scratch)[:need]
+	binary.BigEndian.PutUint64(frame, uint64(size))
+	if _, err := m.MarshalToSizedBuffer(frame[8:]); err != nil {
+		slog.Error("raft transport: cannot marshal message, dropped", "local", trHex(p.t.localID), "peer", trHex(p.id), "type", m.Type.String(), "err", err)
+		p.drop(1)
+		return nil
+	}
+	if _, err := bw.Write(frame); err != nil {
+		b.msgs++ // counted as lost with the rest of the batch
+		return err
+	}
+	b.msgs++
+	b.bytes += uint64(need)
+	if m.Type == raftpb.MsgApp {
+		b.appends++
+	}
+	return nil
+}
+
+// runSnapshots sends MsgSnap messages one at a time on the snapshot path and
+// reports each outcome to raft.
+func (p *trPeer) runSnapshots() {
+	defer p.t.wg.Done()
+	for {
+		var m raftpb.Message
+		select {
+		case <-p.ctx.Done():
+			return
+		case m = <-p.snapc:
+		}
+		size, err := p.sendSnapshot(&m)
+		if err != nil {
+			if p.ctx.Err() != nil {
+				return
+			}
+			p.fail.Add(1)
+			slog.Warn("raft transport: snapshot to peer failed", "local", trHex(p.t.localID), "peer", trHex(p.id), "index", m.Snapshot.Metadata.Index, "err", err)
+			p.t.raft.ReportSnapshot(p.id, raft.SnapshotFailure)
+			continue
+		}
+		p.success.Add(1)
+		p.t.noteSent(1, uint64(size), 0)
+		slog.Info("raft transport: snapshot sent to peer", "local", trHex(p.t.localID), "peer", trHex(p.id), "index", m.Snapshot.Metadata.Index, "bytes", size)
+		p.t.raft.ReportSnapshot(p.id, raft.SnapshotFinish)
+	}
+}
+
+// sendSnapshot posts m to the peer's URLs in turn until one takes it.
+func (p *trPeer) sendSnapshot(m *raftpb.Message) (int, error) {
+	data, err := m.Marshal()
+	if err != nil {
+		return 0, fmt.Errorf("marshal snapshot message: %w", err)
+	}
+	urls := p.urlList()
+	if len(urls) == 0 {
+		return 0, errors.New("peer has no URLs")
+	}
+	var errs []error
+	for _, u := range urls {
+		err := p.postSnapshot(u, data)
+		if err == nil {
+			return len(data), nil
+		}
+		errs = append(errs, err)
+		if p.ctx.Err() != nil {
+			break
+		}
+	}
+	return 0, errors.Join(errs...)
+}
+
+// postSnapshot makes one POST of a marshalled MsgSnap to base URL u.
+func (p *trPeer) postSnapshot(u string, data []byte) error {
+	ctx, cancel := context.WithTimeout(p.ctx, p.t.timeouts.snapshot)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+transportSnapshotPath, bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("build snapshot request for %s: %w", u, err)
+	}
+	p.t.setHeaders(req, p.id)
+	resp, err := p.t.snapClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("post %s: %w", u+transportSnapshotPath, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
+		return trStatusError(resp)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	return nil
+}
+
+// ---- receiving side ----
+
+// trInbound is one request being served: a peer's stream or snapshot.
+type trInbound struct {
+	from   uint64
+	stream bool
+	rc     *http.ResponseController
+	ctx    context.Context
+	cancel context.CancelFunc
+	killed atomic.Bool
+}
+
+// kill ends the request: its context is cancelled and its blocked read
+// returns. Call it with Transport.mu held, so that it never touches a
+// request whose handler has returned.
+func (in *trInbound) kill() {
+	in.killed.Store(true)
+	in.cancel()
+	_ = in.rc.SetReadDeadline(time.Now())
+}
+
+// addInbound registers a request, or returns nil once the transport stopped.
+// A new stream from a peer replaces the old one.
+func (t *Transport) addInbound(r *http.Request, rc *http.ResponseController, from uint64, stream bool) *trInbound {
+	ctx, cancel := context.WithCancel(r.Context())
+	in := &trInbound{from: from, stream: stream, rc: rc, ctx: ctx, cancel: cancel}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		cancel()
+		return nil
+	}
+	if stream {
+		for old := range t.inbound {
+			if old.stream && old.from == from {
+				old.kill()
+			}
+		}
+	}
+	t.inbound[in] = struct{}{}
+	t.inWG.Add(1)
+	return in
+}
+
+// removeInbound unregisters a request whose handler is returning.
+func (t *Transport) removeInbound(in *trInbound) {
+	t.mu.Lock()
+	delete(t.inbound, in)
+	t.mu.Unlock()
+	in.cancel()
+	t.inWG.Done()
+}
+
+// Handler serves the peers' streams and snapshots. Mount it at "/raft" and
+// "/raft/" on the peer listener (a prefix-stripped mount works as well).
+// The listener's server must not need to wait for these requests to end
+// before Stop: call Stop before shutting the server down.
+func (t *Transport) Handler() http.Handler {
+	return http.HandlerFunc(t.serveHTTP)
+}
+
+// serveHTTP routes a peer request after checking who sent it.
+func (t *Transport) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	sub := strings.TrimPrefix(r.URL.Path, "/raft")
+	if sub != "/stream" && sub != "/snapshot" {
+		http.Error(w, "etcdlite: unknown raft transport path "+r.URL.Path, http.StatusNotFound)
+		return
+	}
+	w.Header().Set(transportHeaderClusterID, trHex(t.clusterID))
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "etcdlite: method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	from, ok := t.checkRequest(w, r)
+	if !ok {
+		return
+	}
+	if sub == "/stream" {
+		t.serveStream(w, r, from)
+	} else {
+		t.serveSnapshot(w, r, from)
+	}
+}
+
+// checkRequest validates the identifying headers and answers a refusal
+// itself; it returns the sender's id.
+func (t *Transport) checkRequest(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	refuse := func(code int, msg string) (uint64, bool) {
+		t.logRefusal(r, code, msg)
+		http.Error(w, msg, code)
+		return 0, false
+	}
+	cid := r.Header.Get(transportHeaderClusterID)
+	if cid == "" {
+		return refuse(http.StatusPreconditionFailed, "etcdlite: missing "+transportHeaderClusterID+" header")
+	}
+	gotCluster, err := strconv.ParseUint(cid, 16, 64)
+	if err != nil {
+		return refuse(http.StatusBadRequest, fmt.Sprintf("etcdlite: malformed %s header %q", transportHeaderClusterID, cid))
+	}
+	if gotCluster != t.clusterID {
+		return refuse(http.StatusPreconditionFailed, fmt.Sprintf("etcdlite: cluster ID mismatch: this member is in cluster %s, the request comes from cluster %s", trHex(t.clusterID), trHex(gotCluster)))
+	}
+	fh := r.Header.Get(transportHeaderFrom)
+	from, err := strconv.ParseUint(fh, 16, 64)
+	if err != nil || from == 0 {
+		return refuse(http.StatusBadRequest, fmt.Sprintf("etcdlite: missing or malformed %s header %q", transportHeaderFrom, fh))
+	}
+	if th := r.Header.Get(transportHeaderTo); th != "" {
+		to, err := strconv.ParseUint(th, 16, 64)
+		if err != nil {
+			return refuse(http.StatusBadRequest, fmt.Sprintf("etcdlite: malformed %s header %q", transportHeaderTo, th))
+		}
+		if to != t.localID {
+			return refuse(http.StatusPreconditionFailed, fmt.Sprintf("etcdlite: member ID mismatch: this is member %s, the request is for member %s", trHex(t.localID), trHex(to)))
+		}
+	}
+	t.mu.RLock()
+	removed := t.removed[from]
+	t.mu.RUnlock()
+	if removed {
+		return refuse(http.StatusGone, fmt.Sprintf("etcdlite: member %s was removed from cluster %s", trHex(from), trHex(t.clusterID)))
+	}
+	return from, true
+}
+
+// logRefusal logs a refused request, at Warn at most every ten seconds.
+func (t *Transport) logRefusal(r *http.Request, code int, msg string) {
+	now := time.Now().UnixNano()
+	last := t.lastRefusalLog.Load()
+	level := slog.LevelDebug
+	if now-last > int64(10*time.Second) && t.lastRefusalLog.CompareAndSwap(last, now) {
+		level = slog.LevelWarn
+	}
+	slog.Log(context.Background(), level, "raft transport: peer request refused", "local", trHex(t.localID), "remote", r.RemoteAddr, "path", r.URL.Path, "code", code, "reason", msg)
+}
+
+// serveStream reads a peer's stream until it ends, handing each message to
+// raft in order. One frame is in memory at a time.
+func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request, from uint64) {
+	rc := http.NewResponseController(w)
+	in := t.addInbound(r, rc, from, true)
+	if in == nil {
+		http.Error(w, "etcdlite: raft transport stopped", http.StatusServiceUnavailable)
+		return
+	}
+	defer t.removeInbound(in)
+	// Returning with unread body must not make the server drain it.
+	defer func() { _ = rc.SetReadDeadline(time.Now()) }()
+	// Reads interleave with the (empty) response; needed for HTTP/1.
+	if err := rc.EnableFullDuplex(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		slog.Debug("raft transport: full duplex unavailable", "err", err)
+	}
+	_ = rc.SetWriteDeadline(time.Time{})
+	w.Header().Set("Content-Type", transportContentType)
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		slog.Debug("raft transport: cannot accept stream", "local", trHex(t.localID), "peer", trHex(from), "err", err)
+		return
+	}
+	slog.Debug("raft transport: stream from peer accepted", "local", trHex(t.localID), "peer", trHex(from), "remote", r.RemoteAddr)
+	err := t.readStream(in, r.Body)
+	if in.killed.Load() {
+		err = trErrStopped
+	}
+	slog.Debug("raft transport: stream from peer ended", "local", trHex(t.localID), "peer", trHex(from), "err", err)
+}
+
+// readStream is serveStream's loop; it returns why the stream ended.
+func (t *Transport) readStream(in *trInbound, body io.Reader) error {
+	br := bufio.NewReaderSize(body, 64<<10)
+	var hdr [8]byte
+	var buf []byte
+	var deadlineSet time.Time
+	idle := t.timeouts.idle
+	for {
+		// A stream silent for too long (no keepalive) is dead; the deadline
+		// is moved at most once a second.
+		if now := time.Now(); now.Sub(deadlineSet) > time.Second {
+			_ = in.rc.SetReadDeadline(now.Add(idle))
+			deadlineSet = now
+			if in.killed.Load() { // kill may have set its deadline before ours
+				return trErrStopped
+			}
+		}
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return fmt.Errorf("read frame header: %w", err)
+		}
+		n := binary.BigEndian.Uint64(hdr[:])
+		if n == 0 {
+			continue // keepalive
+		}
+		if n > transportMaxFrameSize {
+			slog.Warn("raft transport: oversized frame, closing stream", "local", trHex(t.localID), "peer", trHex(in.from), "size", n)
+			return fmt.Errorf("frame of %d bytes exceeds the limit of %d", n, transportMaxFrameSize)
+		}
+		if uint64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		frame := buf[:n]
+		if _, err := io.ReadFull(br, frame); err != nil {
+			return fmt.Errorf("read frame of %d bytes: %w", n, err)
+		}
+		var m raftpb.Message
+		if err := m.Unmarshal(frame); err != nil { // copies what it keeps
+			slog.Warn("raft transport: undecodable message, closing stream", "local", trHex(t.localID), "peer", trHex(in.from), "err", err)
+			return fmt.Errorf("unmarshal message: %w", err)
+		}
+		if cap(buf) > transportKeepBufSize {
+			buf = nil
+		}
+		if m.From != in.from {
+			slog.Warn("raft transport: message with a forged sender dropped", "local", trHex(t.localID), "peer", trHex(in.from), "from", trHex(m.From))
+			continue
+		}
+		t.noteReceived(&m, len(frame)+8)
+		if err := t.raft.Process(in.ctx, m); err != nil {
+			if in.ctx.Err() != nil {
+				return fmt.Errorf("process %s: %w", m.Type, err)
+			}
+			slog.Debug("raft transport: raft refused message", "local", trHex(t.localID), "peer", trHex(in.from), "type", m.Type.String(), "err", err)
+		}
+	}
+}
+
+// serveSnapshot receives one MsgSnap and answers once raft has taken it.
+func (t *Transport) serveSnapshot(w http.ResponseWriter, r *http.Request, from uint64) {
+	rc := http.NewResponseController(w)
+	in := t.addInbound(r, rc, from, false)
+	if in == nil {
+		http.Error(w, "etcdlite: raft transport stopped", http.StatusServiceUnavailable)
+		return
+	}
+	defer t.removeInbound(in)
+	_ = rc.SetReadDeadline(time.Time{}) // a snapshot may take long; kill still works
+	if in.killed.Load() {
+		http.Error(w, "etcdlite: raft transport stopped", http.StatusServiceUnavailable)
+		return
+	}
+	if r.ContentLength > transportMaxSnapshotSize {
+		http.Error(w, fmt.Sprintf("etcdlite: snapshot of %d bytes exceeds the limit of %d", r.ContentLength, int64(transportMaxSnapshotSize)), http.StatusRequestEntityTooLarge)
+		return
+	}
+	var data []byte
+	var err error
+	if r.ContentLength >= 0 {
+		data = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, data)
+	} else {
+		data, err = io.ReadAll(io.LimitReader(r.Body, transportMaxSnapshotSize+1))
+		if err == nil && len(data) > transportMaxSnapshotSize {
+			http.Error(w, "etcdlite: snapshot exceeds the size limit", http.StatusRequestEntityTooLarge)
+			return
+		}
+	}
+	if err != nil {
+		slog.Warn("raft transport: cannot read snapshot", "local", trHex(t.localID), "peer", trHex(from), "err", err)
+		http.Error(w, "etcdlite: cannot read snapshot: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	var m raftpb.Message
+	if err := m.Unmarshal(data); err != nil {
+		http.Error(w, "etcdlite: cannot decode snapshot message: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if m.Type != raftpb.MsgSnap || m.From != from {
+		http.Error(w, fmt.Sprintf("etcdlite: expected MsgSnap from %s, got %s from %s", trHex(from), m.Type, trHex(m.From)), http.StatusBadRequest)
+		return
+	}
+	t.noteReceived(&m, len(data))
+	if err := t.raft.Process(in.ctx, m); err != nil {
+		slog.Warn("raft transport: raft refused snapshot", "local", trHex(t.localID), "peer", trHex(from), "err", err)
+		http.Error(w, "etcdlite: raft refused snapshot: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	slog.Info("raft transport: snapshot received", "local", trHex(t.localID), "peer", trHex(from), "index", m.Snapshot.Metadata.Index, "bytes", len(data))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ---- statistics ----
+
+// trLatency accumulates latency samples the way etcd's follower stats do.
+type trLatency struct {
+	n                   uint64
+	current, avg, avgSq float64
+	minimum, maximum    float64
+}
+
+// observe adds one sample.
+func (l *trLatency) observe(d time.Duration) {
+	ms := float64(d) / float64(time.Millisecond)
+	l.n++
+	l.current = ms
+	if l.n == 1 || ms < l.minimum {
+		l.minimum = ms
+	}
+	if ms > l.maximum {
+		l.maximum = ms
+	}
+	n := float64(l.n)
+	l.avg += (ms - l.avg) / n
+	l.avgSq += (ms*ms - l.avgSq) / n
+}
+
+// report returns the samples' summary.
+func (l *trLatency) report() transportLatency {
+	return transportLatency{
+		Current:           l.current,
+		Average:           l.avg,
+		StandardDeviation: math.Sqrt(max(0, l.avgSq-l.avg*l.avg)),
+		Minimum:           l.minimum,
+		Maximum:           l.maximum,
+	}
+}
+
+// transportRate counts messages and bytes per second over the last
+// transportRateWindow seconds.
+type transportRate struct {
+	mu    sync.Mutex
+	start time.Time
+	slots [transportRateWindow]struct {
+		sec          int64
+		pkgs, nbytes uint64
+	}
+}
+
+// add counts pkgs messages of nbytes bytes at now.
+func (r *transportRate) add(now time.Time, pkgs, nbytes uint64) {
+	sec := now.Unix()
+	r.mu.Lock()
+	s := &r.slots[sec%transportRateWindow]
+	if s.sec != sec {
+		s.sec, s.pkgs, s.nbytes = sec, 0, 0
+	}
+	s.pkgs += pkgs
+	s.nbytes += nbytes
+	r.mu.Unlock()
+}
+
+// rates returns messages and bytes per second over the window ending now.
+func (r *transportRate) rates(now time.Time) (pkgsPerSec, bytesPerSec float64) {
+	sec := now.Unix()
+	var pkgs, nbytes uint64
+	r.mu.Lock()
+	for _, s := range r.slots {
+		if s.sec > sec-transportRateWindow && s.sec <= sec {
+			pkgs += s.pkgs
+			nbytes += s.nbytes
+		}
+	}
+	start := r.start
+	r.mu.Unlock()
+	span := float64(transportRateWindow-1) + float64(now.Nanosecond())/1e9
+	if since := now.Sub(start).Seconds(); since < span {
+		span = since
+	}
+	span = max(span, 1)
+	return float64(pkgs) / span, float64(nbytes) / span
+}
