@@ -11,12 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
 )
 
 var (
@@ -198,39 +199,43 @@ func verifyAcked(t *testing.T, hc *http.Client, base string, acked []ackedWrite,
 	}
 }
 
-// tearTail appends what a crash in the middle of a write leaves behind to
-// the newest log segment: part of a record, or zeros.
+// tearTail writes what a crash in the middle of a write leaves right after
+// the last record of the newest log segment: part of a record, zeros, or
+// garbage.
 func tearTail(t *testing.T, rng *rand.Rand, walDir string) {
 	t.Helper()
-	names, err := filepath.Glob(filepath.Join(walDir, "*.wal"))
-	if err != nil || len(names) == 0 {
+	segs, _, err := walListSegments(walDir)
+	if err != nil || len(segs) == 0 {
 		t.Fatalf("no wal segments in %s: %v", walDir, err)
 	}
-	sort.Strings(names)
-	last := names[len(names)-1]
-	data, err := os.ReadFile(last)
-	if err != nil {
-		t.Fatal(err)
+	// where the valid records of the newest segment end, as the log reads it
+	r := &walReplay{}
+	if err := walReplayDir(segs, r); err != nil {
+		t.Fatalf("log damaged before the tear: %v", err)
 	}
+	last, end := segs[len(segs)-1].path, r.validEnd
 	var junk []byte
 	switch rng.IntN(3) {
-	case 0: // zeros, as a preallocated or half-written block leaves
+	case 0: // zeros over a half-written block
 		junk = make([]byte, 1+rng.IntN(4096))
-	case 1: // the first part of a copy of a real record
-		start := len(data) - 1 - rng.IntN(min(len(data)-1, 512))
-		junk = append(junk, data[start:]...)
-		junk = junk[:1+rng.IntN(len(junk))]
+	case 1: // the first part of a new entry record
+		e := raftpb.Entry{Term: 99, Index: 1 << 40, Data: make([]byte, 64+rng.IntN(512))}
+		rec, _, err := walAppendEntry(nil, &e, rng.Uint32())
+		if err != nil {
+			t.Fatal(err)
+		}
+		junk = rec[:1+rng.IntN(len(rec)-1)]
 	default: // random bytes
 		junk = make([]byte, 1+rng.IntN(100))
 		for i := range junk {
 			junk[i] = byte(rng.IntN(256))
 		}
 	}
-	f, err := os.OpenFile(last, os.O_APPEND|os.O_WRONLY, 0)
+	f, err := os.OpenFile(last, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Write(junk); err != nil {
+	if _, err := f.WriteAt(junk, int64(end)); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

@@ -48,7 +48,7 @@ type server struct {
 	replayStart   time.Time // when recovery began
 
 	storageErr  atomic.Pointer[error] // set when the log can no longer be written
-	memberMu    sync.Mutex // one membership change at a time from this member
+	memberMu    sync.Mutex            // one membership change at a time from this member
 	leader      atomic.Uint64
 	term        atomic.Uint64
 	waits       waitList

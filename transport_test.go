@@ -402,7 +402,7 @@ func TestTransportSlowPeerDoesNotBlock(t *testing.T) {
 
 	a := trStartNode(t, 1, 0x77, nil, "")
 	b := trStartNode(t, 2, 0x77, nil, "")
-	a.tr.timeouts.write = 300 * time.Millisecond
+	a.tr.timeouts.write = time.Second
 	a.tr.AddPeer(3, []string{"http://" + addr})
 	trLink(t, a, b)
 	trWait(t, 3*time.Second, func() bool { return a.tr.Connected(3) }, "stream to the slow peer")
@@ -425,8 +425,13 @@ func TestTransportSlowPeerDoesNotBlock(t *testing.T) {
 	}
 	// The other peer is unaffected.
 	m := trApp(1, 2, 42)
-	a.tr.Send([]raftpb.Message{m})
-	trWait(t, 3*time.Second, func() bool { return b.fake.count() == 1 }, "message to the healthy peer")
+	trWait(t, 3*time.Second, func() bool {
+		if a.tr.Connected(2) {
+			a.tr.Send([]raftpb.Message{m})
+		}
+		time.Sleep(20 * time.Millisecond)
+		return b.fake.count() > 0
+	}, "message to the healthy peer (connected %v, stats %+v)", a.tr.Connected(2), a.tr.PeerStats()[2])
 
 	// Stop returns promptly although writes to the slow peer are blocked.
 	start = time.Now()

@@ -998,11 +998,12 @@ func (w *WAL) usable() error {
 // segment and fsyncs it. Failures make the WAL unusable.
 func (w *WAL) write(buf []byte, chain uint32, sync bool) error {
 	n, err := w.f.WriteAt(buf, w.size)
-	if err == nil && sync {
-		err = walFdatasync(w.f)
-	} else if n > 0 {
+	if err != nil && n > 0 {
 		// Best effort: drop the partial batch so a later open sees a clean tail.
 		_ = w.f.Truncate(w.size)
+	}
+	if err == nil && sync {
+		err = walFdatasync(w.f)
 	}
 	if err != nil {
 		w.err = fmt.Errorf("wal: append to %s: %w (the log is unusable until reopened)", w.segs[len(w.segs)-1].path, err)

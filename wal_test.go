@@ -1116,3 +1116,27 @@ func TestWALPreallocated(t *testing.T) {
 	_, st = walTestOpen(t, dir, 0, 0)
 	walTestCheckEnts(t, st.Entries, walTestEnts(1, 3003, 1, 30))
 }
+
+// TestWALCommitOnlyHardState checks that hard states that only move the
+// commit index (written without an fsync) land in order between entries.
+func TestWALCommitOnlyHardState(t *testing.T) {
+	dir := t.TempDir()
+	w, _, err := OpenWAL(dir, walTestMeta, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 20; i++ {
+		if err := w.Save(raftpb.HardState{Term: 1, Commit: i - 1}, walTestEnts(i, i, 1, 30)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Save(raftpb.HardState{Term: 1, Commit: i}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	_, st := walTestOpen(t, dir, 0, 0)
+	walTestCheckEnts(t, st.Entries, walTestEnts(1, 20, 1, 30))
+	if st.HardState.Commit != 20 {
+		t.Fatalf("commit %d, want 20", st.HardState.Commit)
+	}
+}
