@@ -303,5 +303,5 @@ func fetchCluster(cfg *config) (uint64, []memberView, error) {
 
 // memberActive reports whether member id is reachable now.
 func (s *server) memberActive(id uint64) bool {
-	return id == s.id
+	return id == s.id || s.transport.Connected(id)
 }

@@ -408,14 +408,14 @@ func (s *server) handleStatsSelf(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, "GET") {
 		return
 	}
-	writeJSON(w, http.StatusOK, s.stats.selfJSON())
+	writeJSON(w, http.StatusOK, s.stats.selfJSON(s.transport.Totals()))
 }
 
 func (s *server) handleStatsLeader(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, "GET") {
 		return
 	}
-	b, ok := s.stats.leaderJSON()
+	b, ok := s.stats.leaderJSON(s.transport.PeerStats())
 	if !ok {
 		writeJSON(w, http.StatusForbidden, []byte(`{"message":"not current leader"}`+"\n"))
 		return
@@ -474,5 +474,7 @@ func (s *server) peerHandler() http.Handler {
 		writeJSON(w, http.StatusOK, b)
 	})
 	mux.HandleFunc("/version", s.handleVersion)
+	mux.Handle("/raft", s.transport.Handler())
+	mux.Handle("/raft/", s.transport.Handler())
 	return mux
 }

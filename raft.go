@@ -284,9 +284,16 @@ func (s *server) applyConfChange(cc raftpb.ConfChange) {
 			a := attributes{Name: m.Name, ClientURLs: m.ClientURLs}
 			s.store.Set(memberDir(cc.NodeID)+"/attributes", false, mustJSON(a), kv.TTLOptions{}, 0)
 		}
+		if cc.NodeID != s.id && s.transport != nil {
+			s.transport.AddPeer(cc.NodeID, m.PeerURLs)
+			s.transport.UpdatePeer(cc.NodeID, m.PeerURLs)
+		}
 	case raftpb.ConfChangeRemoveNode:
 		s.store.Delete(memberDir(cc.NodeID), true, true, 0)
 		s.store.Set(clusterPrefix+"/removed_members/"+idString(cc.NodeID), false, "removed", kv.TTLOptions{}, 0)
+		if cc.NodeID != s.id && s.transport != nil {
+			s.transport.RemovePeer(cc.NodeID)
+		}
 		if cc.NodeID == s.id {
 			slog.Warn("this member was removed from the cluster; shutting down")
 			go s.fail(errors.New("this member was removed from the cluster"))

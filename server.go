@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,7 @@ type server struct {
 	storage   *raft.MemoryStorage
 	wal       *WAL
 	snapper   *Snapshotter
+	transport *Transport
 	unlock    func() error
 	stats     *serverStats
 	now       func() time.Time // the clock writes are stamped with; tests replace it
@@ -112,16 +114,36 @@ func startServer(cfg *config) (*server, error) {
 		if err := s.recover(walDir); err != nil {
 			return nil, err
 		}
+		s.transport = NewTransport(s.id, s.clusterID, s)
+		s.syncPeers()
 		slog.Info("recovered", "member", idString(s.id), "snapshot-index", s.snapshotIndex,
 			"took", time.Since(start).Round(time.Millisecond))
 	} else {
 		if cfg.InitialClusterState == "existing" {
-			return nil, errors.New("--initial-cluster-state=existing: joining a running cluster needs the peer transport, which this build does not have yet")
+			existing, err := s.join(walDir)
+			if err != nil {
+				return nil, err
+			}
+			s.transport = NewTransport(s.id, s.clusterID, s)
+			for _, m := range existing {
+				if id, err := parseID(m.ID); err == nil && id != s.id {
+					s.transport.AddPeer(id, m.PeerURLs)
+				}
+			}
+			slog.Info("joining an existing cluster", "member", idString(s.id), "cluster", idString(s.clusterID), "members", len(existing))
+		} else {
+			if peers, err = s.bootstrap(walDir); err != nil {
+				return nil, err
+			}
+			s.transport = NewTransport(s.id, s.clusterID, s)
+			for _, p := range peers {
+				var m member
+				if p.ID != s.id && json.Unmarshal(p.Context, &m) == nil {
+					s.transport.AddPeer(p.ID, m.PeerURLs)
+				}
+			}
+			slog.Info("bootstrapped a new cluster", "member", idString(s.id), "cluster", idString(s.clusterID))
 		}
-		if peers, err = s.bootstrap(walDir); err != nil {
-			return nil, err
-		}
-		slog.Info("bootstrapped a new cluster", "member", idString(s.id), "cluster", idString(s.clusterID))
 	}
 	s.stats = newServerStats(cfg.Name, s.id)
 	rc := s.raftConfig()
@@ -234,7 +256,54 @@ func (s *server) recoverFromSnapshot(snap raftpb.Snapshot) error {
 	s.snapshotIndex = snap.Metadata.Index
 	s.confState = snap.Metadata.ConfState
 	s.appliedWait.advance(s.appliedIndex)
+	s.syncPeers()
 	return nil
+}
+
+// syncPeers makes the transport know every member the store records.
+func (s *server) syncPeers() {
+	if s.transport == nil {
+		return
+	}
+	for _, m := range membersFromStore(s.store) {
+		if m.ID != s.id {
+			s.transport.AddPeer(m.ID, m.PeerURLs)
+			s.transport.UpdatePeer(m.ID, m.PeerURLs)
+		}
+	}
+}
+
+// join finds this member in the running cluster that --initial-cluster
+// points at (it must have been added with the members API first) and
+// creates its empty log.
+func (s *server) join(walDir string) ([]memberView, error) {
+	cid, ms, err := fetchCluster(s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	mine := urlStrings(s.cfg.InitialAdvertisePeerURLs)
+	for _, m := range ms {
+		theirs := append([]string(nil), m.PeerURLs...)
+		sort.Strings(theirs)
+		if strings.Join(theirs, ",") == strings.Join(mine, ",") {
+			id, err := parseID(m.ID)
+			if err != nil {
+				return nil, fmt.Errorf("member %q of the running cluster has a bad id: %w", m.ID, err)
+			}
+			s.id, s.clusterID = id, cid
+			break
+		}
+	}
+	if s.id == 0 {
+		return nil, fmt.Errorf("the running cluster %s has no member with peer URLs %s: add it first (etcdctl member add %s --peer-urls=%s)",
+			idString(cid), strings.Join(mine, ","), s.cfg.Name, strings.Join(mine, ","))
+	}
+	w, _, err := OpenWAL(walDir, WALMetadata{MemberID: s.id, ClusterID: s.clusterID, Name: s.cfg.Name}, 0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("create write-ahead log: %w", err)
+	}
+	s.wal = w
+	return ms, nil
 }
 
 // persist writes a Ready's hard state and entries to the log, fsynced.
@@ -263,14 +332,24 @@ func (s *server) persistSnapshot(snap raftpb.Snapshot) error {
 	return nil
 }
 
-// send delivers raft messages to the other members. With one member there
-// is no one to send to.
+// send hands raft messages to the transport; it never blocks.
 func (s *server) send(msgs []raftpb.Message) {
-	for _, m := range msgs {
-		if m.To != s.id {
-			s.node.ReportUnreachable(m.To)
-		}
+	if len(msgs) > 0 {
+		s.transport.Send(msgs)
 	}
+}
+
+// Process delivers a message from a peer to raft.
+func (s *server) Process(ctx context.Context, m raftpb.Message) error {
+	return s.node.Step(ctx, m)
+}
+
+// ReportUnreachable tells raft a message to id was lost.
+func (s *server) ReportUnreachable(id uint64) { s.node.ReportUnreachable(id) }
+
+// ReportSnapshot tells raft how sending a snapshot to id ended.
+func (s *server) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
+	s.node.ReportSnapshot(id, status)
 }
 
 // publish makes this member's name and client URLs known through raft, and
@@ -398,6 +477,7 @@ func (s *server) Shutdown(ctx context.Context) error {
 			srv.Close()
 		}
 		close(s.stopc)
+		s.transport.Stop()
 		s.node.Stop()
 		<-s.runDone
 		s.closeStorage()

@@ -17,8 +17,6 @@ type serverStats struct {
 	startTime   time.Time
 	leader      uint64
 	leaderSince time.Time
-	recvAppend  uint64
-	sendAppend  uint64
 	appliedIdx  uint64
 }
 
@@ -42,8 +40,8 @@ func (st *serverStats) applied(index uint64) {
 	st.mu.Unlock()
 }
 
-// selfJSON is /v2/stats/self.
-func (st *serverStats) selfJSON() []byte {
+// selfJSON is /v2/stats/self, with the transport's counters and rates.
+func (st *serverStats) selfJSON(tt transportTotals) []byte {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	type leaderInfo struct {
@@ -58,7 +56,11 @@ func (st *serverStats) selfJSON() []byte {
 		StartTime  time.Time  `json:"startTime"`
 		LeaderInfo leaderInfo `json:"leaderInfo"`
 		RecvAppend uint64     `json:"recvAppendRequestCnt"`
+		RecvPkg    float64    `json:"recvPkgRate,omitempty"`
+		RecvBW     float64    `json:"recvBandwidthRate,omitempty"`
 		SendAppend uint64     `json:"sendAppendRequestCnt"`
+		SendPkg    float64    `json:"sendPkgRate,omitempty"`
+		SendBW     float64    `json:"sendBandwidthRate,omitempty"`
 	}{
 		Name:      st.name,
 		ID:        idString(st.id),
@@ -69,15 +71,20 @@ func (st *serverStats) selfJSON() []byte {
 			Uptime:    time.Since(st.leaderSince).String(),
 			StartTime: st.leaderSince,
 		},
-		RecvAppend: st.recvAppend,
-		SendAppend: st.sendAppend,
+		RecvAppend: tt.RecvAppend,
+		RecvPkg:    tt.RecvPkgRate,
+		RecvBW:     tt.RecvBandwidthRate,
+		SendAppend: tt.SendAppend,
+		SendPkg:    tt.SendPkgRate,
+		SendBW:     tt.SendBandwidthRate,
 	}
 	b, _ := json.Marshal(v)
 	return b
 }
 
-// leaderJSON is /v2/stats/leader; ok is false when this member does not lead.
-func (st *serverStats) leaderJSON() ([]byte, bool) {
+// leaderJSON is /v2/stats/leader with the followers' latency and message
+// counts; ok is false when this member does not lead.
+func (st *serverStats) leaderJSON(peers map[uint64]transportPeerStats) ([]byte, bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.state != raft.StateLeader {
@@ -85,8 +92,11 @@ func (st *serverStats) leaderJSON() ([]byte, bool) {
 	}
 	v := struct {
 		Leader    string         `json:"leader"`
-		Followers map[string]any `json:"followers"`
-	}{Leader: idString(st.id), Followers: map[string]any{}}
+		Followers map[string]transportPeerStats `json:"followers"`
+	}{Leader: idString(st.id), Followers: map[string]transportPeerStats{}}
+	for id, ps := range peers {
+		v.Followers[idString(id)] = ps
+	}
 	b, _ := json.Marshal(v)
 	return b, true
 }

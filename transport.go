@@ -166,8 +166,8 @@ type Transport struct {
 	clusterID uint64
 	raft      transportRaft
 
-	// timeouts and queueSize are read by peers added later; change them
-	// only before the first AddPeer.
+	// timeouts and queueSize are copied by each peer AddPeer creates, and
+	// timeouts.idle is read by the handler; tests change them before use.
 	timeouts  transportTimeouts
 	queueSize int
 
@@ -470,10 +470,11 @@ func (t *Transport) noteReceived(m *raftpb.Message, size int) {
 // stream goroutine, a snapshot goroutine and a goroutine that reports
 // unreachability to raft, so that Send never waits for raft or the network.
 type trPeer struct {
-	t      *Transport
-	id     uint64
-	ctx    context.Context // cancelled when the peer is removed or the transport stops
-	cancel context.CancelFunc
+	t        *Transport
+	id       uint64
+	timeouts transportTimeouts // the transport's, when the peer was added
+	ctx      context.Context   // cancelled when the peer is removed or the transport stops
+	cancel   context.CancelFunc
 
 	queue   chan raftpb.Message // messages for the stream
 	snapc   chan raftpb.Message // MsgSnap waiting for the snapshot goroutine
@@ -497,15 +498,16 @@ type trPeer struct {
 func newTrPeer(t *Transport, id uint64, urls []string) *trPeer {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &trPeer{
-		t:       t,
-		id:      id,
-		ctx:     ctx,
-		cancel:  cancel,
-		queue:   make(chan raftpb.Message, t.queueSize),
-		snapc:   make(chan raftpb.Message, 1),
-		reportc: make(chan struct{}, 1),
-		urlc:    make(chan struct{}, 1),
-		urls:    trCleanURLs(urls),
+		t:        t,
+		id:       id,
+		timeouts: t.timeouts,
+		ctx:      ctx,
+		cancel:   cancel,
+		queue:    make(chan raftpb.Message, t.queueSize),
+		snapc:    make(chan raftpb.Message, 1),
+		reportc:  make(chan struct{}, 1),
+		urlc:     make(chan struct{}, 1),
+		urls:     trCleanURLs(urls),
 	}
 }
 
@@ -567,12 +569,15 @@ func (p *trPeer) enqueue(m *raftpb.Message) {
 		p.drop(1)
 		return
 	}
+	// The measurement starts before the heartbeat is queued, so that its
+	// answer cannot arrive first.
+	measuring := m.Type == raftpb.MsgHeartbeat && p.heartbeatSent(time.Now())
 	select {
 	case p.queue <- *m:
-		if m.Type == raftpb.MsgHeartbeat {
-			p.heartbeatSent(time.Now())
-		}
 	default:
+		if measuring {
+			p.heartbeatLost()
+		}
 		p.drop(1)
 	}
 }
@@ -636,13 +641,23 @@ func (p *trPeer) failQueued() {
 	}
 }
 
-// heartbeatSent starts a latency measurement unless one is under way.
-func (p *trPeer) heartbeatSent(now time.Time) {
+// heartbeatSent starts a latency measurement unless one is under way, and
+// tells whether it did.
+func (p *trPeer) heartbeatSent(now time.Time) bool {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	// A heartbeat unanswered for long was lost: measure from this one.
 	if p.hbSent.IsZero() || now.Sub(p.hbSent) > 5*time.Second {
 		p.hbSent = now
+		return true
 	}
+	return false
+}
+
+// heartbeatLost abandons the measurement of a heartbeat that was dropped.
+func (p *trPeer) heartbeatLost() {
+	p.mu.Lock()
+	p.hbSent = time.Time{}
 	p.mu.Unlock()
 }
 
@@ -686,7 +701,7 @@ func (c *trConn) close(err error) {
 // trying the peer's URLs in turn, and writes queued messages to it.
 func (p *trPeer) runStream() {
 	defer p.t.wg.Done()
-	to := p.t.timeouts
+	to := p.timeouts
 	bw := bufio.NewWriterSize(io.Discard, 32<<10)
 	var scratch []byte
 	backoff := to.backoffMin
@@ -740,9 +755,7 @@ func (p *trPeer) runStream() {
 		p.connected.Store(false)
 		c.close(err)
 		p.failQueued()
-		p.mu.Lock()
-		p.hbSent = time.Time{}
-		p.mu.Unlock()
+		p.heartbeatLost()
 		if p.ctx.Err() != nil {
 			return
 		}
@@ -787,12 +800,12 @@ func (p *trPeer) dial(u string) (*trConn, error) {
 		// The response carries nothing; it ends when the peer goes away.
 		_, _ = io.Copy(io.Discard, resp.Body)
 	}()
-	timer := time.NewTimer(p.t.timeouts.header)
+	timer := time.NewTimer(p.timeouts.header)
 	defer timer.Stop()
 	select {
 	case err = <-accepted:
 	case <-timer.C:
-		err = fmt.Errorf("post %s: no answer within %v", u+transportStreamPath, p.t.timeouts.header)
+		err = fmt.Errorf("post %s: no answer within %v", u+transportStreamPath, p.timeouts.header)
 	case <-p.ctx.Done():
 		err = trErrStopped
 	}
@@ -817,7 +830,7 @@ type trBatch struct {
 // pump writes queued messages to the stream until it breaks or the peer
 // stops. Each batch writes everything queued, then flushes once.
 func (p *trPeer) pump(c *trConn, bw *bufio.Writer, scratch *[]byte) error {
-	to := p.t.timeouts
+	to := p.timeouts
 	bw.Reset(c.pw)
 	keepalive := time.NewTimer(to.keepalive)
 	defer keepalive.Stop()
@@ -965,7 +978,7 @@ func (p *trPeer) sendSnapshot(m *raftpb.Message) (int, error) {
 
 // postSnapshot makes one POST of a marshalled MsgSnap to base URL u.
 func (p *trPeer) postSnapshot(u string, data []byte) error {
-	ctx, cancel := context.WithTimeout(p.ctx, p.t.timeouts.snapshot)
+	ctx, cancel := context.WithTimeout(p.ctx, p.timeouts.snapshot)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+transportSnapshotPath, bytes.NewReader(data))
 	if err != nil {
@@ -1161,9 +1174,9 @@ func (t *Transport) readStream(in *trInbound, body io.Reader) error {
 	var deadlineSet time.Time
 	idle := t.timeouts.idle
 	for {
-		// A stream silent for too long (no keepalive) is dead; the deadline
-		// is moved at most once a second.
-		if now := time.Now(); now.Sub(deadlineSet) > time.Second {
+		// A stream silent for too long (no keepalive) is dead. The deadline
+		// is moved only now and then, well before it expires.
+		if now := time.Now(); now.Sub(deadlineSet) > min(time.Second, idle/4) {
 			_ = in.rc.SetReadDeadline(now.Add(idle))
 			deadlineSet = now
 			if in.killed.Load() { // kill may have set its deadline before ours

@@ -39,6 +39,7 @@ type trFakeRaft struct {
 	hook func(ctx context.Context, m raftpb.Message) error
 }
 
+// Process records m unless the hook refuses it.
 func (f *trFakeRaft) Process(ctx context.Context, m raftpb.Message) error {
 	f.mu.Lock()
 	hook := f.hook
@@ -54,6 +55,7 @@ func (f *trFakeRaft) Process(ctx context.Context, m raftpb.Message) error {
 	return nil
 }
 
+// ReportUnreachable counts the reports per peer.
 func (f *trFakeRaft) ReportUnreachable(id uint64) {
 	f.mu.Lock()
 	if f.unreachable == nil {
@@ -63,6 +65,7 @@ func (f *trFakeRaft) ReportUnreachable(id uint64) {
 	f.mu.Unlock()
 }
 
+// ReportSnapshot records the report.
 func (f *trFakeRaft) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
 	f.mu.Lock()
 	f.snaps = append(f.snaps, trSnapReport{id, status})
@@ -285,6 +288,7 @@ func trDeadURL(t testing.TB) string {
 	return u
 }
 
+// TestTransportDeliversInOrder: messages arrive complete and in order over one stream each way, and the counters agree.
 func TestTransportDeliversInOrder(t *testing.T) {
 	a := trStartNode(t, 1, 0x77, nil, "")
 	b := trStartNode(t, 2, 0x77, nil, "")
@@ -332,6 +336,7 @@ func TestTransportDeliversInOrder(t *testing.T) {
 	}
 }
 
+// TestTransportBatchesMessages: a burst of queued messages is written in few flushes.
 func TestTransportBatchesMessages(t *testing.T) {
 	a := trStartNode(t, 1, 0x77, nil, "")
 	b := trStartNode(t, 2, 0x77, nil, "")
@@ -352,6 +357,7 @@ func TestTransportBatchesMessages(t *testing.T) {
 	}
 }
 
+// TestTransportDeadPeerDoesNotBlock: Send to a peer nobody listens for drops at once and reports it unreachable.
 func TestTransportDeadPeerDoesNotBlock(t *testing.T) {
 	fake := &trFakeRaft{}
 	tr := NewTransport(1, 0x77, fake)
@@ -381,6 +387,7 @@ func TestTransportDeadPeerDoesNotBlock(t *testing.T) {
 	}
 }
 
+// TestTransportSlowPeerDoesNotBlock: a peer that stops reading fills its own queue only; others and Stop are unaffected.
 func TestTransportSlowPeerDoesNotBlock(t *testing.T) {
 	// The slow peer accepts the stream and then never reads it.
 	release := make(chan struct{})
@@ -441,6 +448,7 @@ func TestTransportSlowPeerDoesNotBlock(t *testing.T) {
 	}
 }
 
+// TestTransportReconnectsAfterRestart: the stream comes back when the receiver restarts on the same address.
 func TestTransportReconnectsAfterRestart(t *testing.T) {
 	a := trStartNode(t, 1, 0x77, nil, "")
 	b := trStartNode(t, 2, 0x77, nil, "")
@@ -462,6 +470,7 @@ func TestTransportReconnectsAfterRestart(t *testing.T) {
 	trSameMessages(t, b2.fake.received(), want)
 }
 
+// TestTransportTriesURLsInTurn: a dead first URL falls through to the next; UpdatePeer moves the stream.
 func TestTransportTriesURLsInTurn(t *testing.T) {
 	a := trStartNode(t, 1, 0x77, nil, "")
 	b := trStartNode(t, 2, 0x77, nil, "")
@@ -481,6 +490,7 @@ func TestTransportTriesURLsInTurn(t *testing.T) {
 	}, "message over the new URL")
 }
 
+// TestTransportRefusesOtherCluster: another cluster id is refused with 412, bad requests with 400 or 405.
 func TestTransportRefusesOtherCluster(t *testing.T) {
 	a := trStartNode(t, 1, 0x77, nil, "")
 	b := trStartNode(t, 2, 0x78, nil, "")
@@ -526,6 +536,7 @@ func TestTransportRefusesOtherCluster(t *testing.T) {
 	}
 }
 
+// TestTransportRefusesRemovedMember: RemovePeer closes the member's stream and refuses it with 410.
 func TestTransportRefusesRemovedMember(t *testing.T) {
 	a := trStartNode(t, 1, 0x77, nil, "")
 	b := trStartNode(t, 2, 0x77, nil, "")
@@ -555,6 +566,7 @@ func TestTransportRefusesRemovedMember(t *testing.T) {
 	}
 }
 
+// TestTransportSnapshot: MsgSnap takes the snapshot path without holding up the stream, and its outcome is reported.
 func TestTransportSnapshot(t *testing.T) {
 	a := trStartNode(t, 1, 0x77, nil, "")
 	b := trStartNode(t, 2, 0x77, nil, "")
@@ -627,6 +639,7 @@ func TestTransportSnapshot(t *testing.T) {
 	}
 }
 
+// TestTransportFilterDropsAndDelays: SetFilter drops and delays outgoing messages without blocking Send.
 func TestTransportFilterDropsAndDelays(t *testing.T) {
 	a := trStartNode(t, 1, 0x77, nil, "")
 	b := trStartNode(t, 2, 0x77, nil, "")
@@ -672,6 +685,7 @@ func TestTransportFilterDropsAndDelays(t *testing.T) {
 	trWait(t, 3*time.Second, func() bool { return b.fake.count() == 52 }, "message without filter")
 }
 
+// TestTransportLatencyStats: heartbeat round trips feed the latency stats, shaped as etcd reports them.
 func TestTransportLatencyStats(t *testing.T) {
 	a := trStartNode(t, 1, 0x77, nil, "")
 	b := trStartNode(t, 2, 0x77, nil, "")
@@ -718,6 +732,7 @@ func TestTransportLatencyStats(t *testing.T) {
 	}
 }
 
+// TestTransportStopNoLeaks: Stop is prompt, leaves no goroutine behind and makes the transport inert.
 func TestTransportStopNoLeaks(t *testing.T) {
 	before := runtime.NumGoroutine()
 	func() {
@@ -894,6 +909,8 @@ func trCommit(t *testing.T, ms []*trMember, v string) {
 	t.Fatalf("%q not applied on all of %d members", v, len(ms))
 }
 
+// TestTransportRaftCluster: three raft nodes elect a leader and commit over the transports, and elect
+// another leader when the first is partitioned away.
 func TestTransportRaftCluster(t *testing.T) {
 	const cluster = 0xc1
 	var ms []*trMember
@@ -979,4 +996,35 @@ func TestTransportRaftCluster(t *testing.T) {
 	}
 	trWait(t, 5*time.Second, func() bool { return old.hasApplied("during-partition") }, "the old leader to catch up")
 	trCommit(t, ms, "after-heal")
+}
+
+// TestTransportKeepalive: keepalives hold an idle stream open past the
+// receiver's idle timeout; without them the receiver drops it and the sender
+// reconnects.
+func TestTransportKeepalive(t *testing.T) {
+	a := trStartNode(t, 1, 0x77, nil, "")
+	b := trStartNode(t, 2, 0x77, nil, "")
+	a.tr.timeouts.keepalive = 30 * time.Millisecond
+	b.tr.timeouts.idle = 300 * time.Millisecond
+	a.tr.AddPeer(2, []string{b.url})
+	trWait(t, 3*time.Second, func() bool { return a.tr.Connected(2) }, "stream a->b")
+	time.Sleep(time.Second)
+	if c := b.reqs.count("start /raft/stream"); c != 1 || !a.tr.Connected(2) {
+		t.Fatalf("idle stream with keepalives: %d streams started, connected %v; want 1, true", c, a.tr.Connected(2))
+	}
+
+	c := trStartNode(t, 3, 0x77, nil, "")
+	c.tr.timeouts.idle = 300 * time.Millisecond
+	a.tr.timeouts.keepalive = time.Hour // peers added from now on stay silent
+	a.tr.AddPeer(3, []string{c.url})
+	trWait(t, 3*time.Second, func() bool { return c.reqs.count("start /raft/stream") >= 2 }, "c to drop the silent stream and a to reconnect")
+	trWait(t, 3*time.Second, func() bool { return a.tr.Connected(3) }, "stream a->c")
+	m := trApp(1, 3, 1)
+	trWait(t, 3*time.Second, func() bool {
+		if a.tr.Connected(3) {
+			a.tr.Send([]raftpb.Message{m})
+		}
+		time.Sleep(20 * time.Millisecond)
+		return c.fake.count() > 0
+	}, "message over the new stream")
 }

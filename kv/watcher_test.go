@@ -485,10 +485,19 @@ func TestSlowStreamWatcherDropped(t *testing.T) {
 		t.Errorf("%d watchers, want only the fast stream left", n)
 	}
 	var got int
-	for e := range slow.EventChan() { // ends: the channel was closed
-		got++
-		if e.Node.ModifiedIndex != uint64(got) {
-			t.Fatalf("slow watcher event %d is %s", got, evJSON(e))
+	for open := true; open; {
+		select {
+		case e, ok := <-slow.EventChan():
+			if !ok {
+				open = false
+				break
+			}
+			got++
+			if e.Node.ModifiedIndex != uint64(got) {
+				t.Fatalf("slow watcher event %d is %s", got, evJSON(e))
+			}
+		default:
+			t.Fatalf("slow watcher's channel not closed after %d events", got)
 		}
 	}
 	if got != watcherBuffer {
