@@ -91,7 +91,7 @@ func (st *serverStats) leaderJSON(peers map[uint64]transportPeerStats) ([]byte, 
 		return nil, false
 	}
 	v := struct {
-		Leader    string         `json:"leader"`
+		Leader    string                        `json:"leader"`
 		Followers map[string]transportPeerStats `json:"followers"`
 	}{Leader: idString(st.id), Followers: map[string]transportPeerStats{}}
 	for id, ps := range peers {
