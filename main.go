@@ -50,7 +50,8 @@ type config struct {
 	StrictReconfigCheck      bool
 	LogLevel                 string
 
-	clock func() time.Time // tests only: the clock writes are stamped with
+	clock          func() time.Time // tests only: the clock writes are stamped with
+	catchUpEntries uint64           // tests only: entries kept after a snapshot (0: 5000)
 }
 
 // urlsFlag is a comma-separated list of http URLs.

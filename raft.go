@@ -26,6 +26,14 @@ var (
 // snapshot so that a slow follower can catch up without one.
 const snapshotCatchUpEntries = 5000
 
+// catchUpEntries is snapshotCatchUpEntries unless a test asks for fewer.
+func (s *server) catchUpEntries() uint64 {
+	if s.cfg.catchUpEntries != 0 {
+		return s.cfg.catchUpEntries
+	}
+	return snapshotCatchUpEntries
+}
+
 // applyResult is what applying one proposal produced.
 type applyResult struct {
 	event *kv.Event
@@ -320,8 +328,8 @@ func (s *server) maybeSnapshot() error {
 		return err
 	}
 	s.snapshotIndex = s.appliedIndex
-	if s.appliedIndex > snapshotCatchUpEntries {
-		compact := s.appliedIndex - snapshotCatchUpEntries
+	if keep := s.catchUpEntries(); s.appliedIndex > keep {
+		compact := s.appliedIndex - keep
 		if err := s.storage.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
 			return fmt.Errorf("compact raft log to %d: %w", compact, err)
 		}

@@ -332,11 +332,30 @@ func (s *server) persistSnapshot(snap raftpb.Snapshot) error {
 	return nil
 }
 
-// send hands raft messages to the transport; it never blocks.
+// send hands raft messages to the transport; it never blocks. A snapshot
+// raft wants to send is replaced by one of the state applied now, as etcd
+// does, so that it includes every membership change applied so far (a
+// member added after the last stored snapshot must find itself in it).
 func (s *server) send(msgs []raftpb.Message) {
-	if len(msgs) > 0 {
-		s.transport.Send(msgs)
+	if len(msgs) == 0 {
+		return
 	}
+	out := msgs[:0]
+	for _, m := range msgs {
+		if m.Type == raftpb.MsgSnap {
+			data, err := s.stateSnapshot()
+			if err != nil {
+				slog.Error("snapshot for a follower", "to", idString(m.To), "err", err)
+				s.node.ReportSnapshot(m.To, raft.SnapshotFailure)
+				continue
+			}
+			m.Snapshot = &raftpb.Snapshot{Data: data, Metadata: raftpb.SnapshotMetadata{
+				Index: s.appliedIndex, Term: s.appliedTerm, ConfState: s.confState}}
+		}
+		out = append(out, m)
+	}
+	msgs = out
+	s.transport.Send(msgs)
 }
 
 // Process delivers a message from a peer to raft.

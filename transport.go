@@ -788,7 +788,7 @@ func (p *trPeer) dial(u string) (*trConn, error) {
 		defer close(c.done)
 		resp, err := p.t.streamClient.Do(req)
 		if err != nil {
-			accepted <- fmt.Errorf("post %s: %w", u+transportStreamPath, err)
+			accepted <- fmt.Errorf("open raft stream: %w", err)
 			return
 		}
 		defer resp.Body.Close()
@@ -987,7 +987,7 @@ func (p *trPeer) postSnapshot(u string, data []byte) error {
 	p.t.setHeaders(req, p.id)
 	resp, err := p.t.snapClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("post %s: %w", u+transportSnapshotPath, err)
+		return fmt.Errorf("send snapshot: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
