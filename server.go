@@ -146,6 +146,10 @@ func startServer(cfg *config) (*server, error) {
 		}
 	}
 	s.stats = newServerStats(cfg.Name, s.id)
+	s.transport.SetRemovedHandler(func() {
+		slog.Warn("a peer says this member was removed from the cluster; shutting down")
+		s.fail(errors.New("this member was removed from the cluster"))
+	})
 	rc := s.raftConfig()
 	rc.Applied = s.appliedIndex
 	if peers != nil {
@@ -277,21 +281,34 @@ func (s *server) syncPeers() {
 // points at (it must have been added with the members API first) and
 // creates its empty log.
 func (s *server) join(walDir string) ([]memberView, error) {
-	cid, ms, err := fetchCluster(s.cfg)
-	if err != nil {
-		return nil, err
-	}
 	mine := urlStrings(s.cfg.InitialAdvertisePeerURLs)
-	for _, m := range ms {
-		theirs := append([]string(nil), m.PeerURLs...)
-		sort.Strings(theirs)
-		if strings.Join(theirs, ",") == strings.Join(mine, ",") {
-			id, err := parseID(m.ID)
-			if err != nil {
-				return nil, fmt.Errorf("member %q of the running cluster has a bad id: %w", m.ID, err)
+	var cid uint64
+	var ms []memberView
+	// a member that lags behind the one that took the member add may not
+	// know this member yet: ask again for a little while
+	for attempt := 0; s.id == 0 && attempt < 50; attempt++ {
+		if attempt > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		var err error
+		cid, ms, err = fetchCluster(s.cfg)
+		if err != nil {
+			if attempt < 49 {
+				continue
 			}
-			s.id, s.clusterID = id, cid
-			break
+			return nil, err
+		}
+		for _, m := range ms {
+			theirs := append([]string(nil), m.PeerURLs...)
+			sort.Strings(theirs)
+			if strings.Join(theirs, ",") == strings.Join(mine, ",") {
+				id, err := parseID(m.ID)
+				if err != nil {
+					return nil, fmt.Errorf("member %q of the running cluster has a bad id: %w", m.ID, err)
+				}
+				s.id, s.clusterID = id, cid
+				break
+			}
 		}
 	}
 	if s.id == 0 {

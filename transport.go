@@ -176,7 +176,8 @@ type Transport struct {
 	streamClient *http.Client
 	snapClient   *http.Client
 
-	filter atomic.Pointer[trFilter]
+	filter    atomic.Pointer[trFilter]
+	onRemoved atomic.Pointer[func()] // called when a peer says this member was removed
 
 	mu       sync.RWMutex
 	peers    map[uint64]*trPeer
@@ -228,6 +229,11 @@ func NewTransport(localID, clusterID uint64, r transportRaft) *Transport {
 
 // trHex formats a member or cluster id as the wire and the logs show it.
 func trHex(id uint64) string { return strconv.FormatUint(id, 16) }
+
+// SetRemovedHandler sets f to be called when a peer refuses this member as
+// removed from the cluster (HTTP 410): the member learns of its removal even
+// if it never received the entry that removed it.
+func (t *Transport) SetRemovedHandler(f func()) { t.onRemoved.Store(&f) }
 
 // SetFilter installs a fault-injection hook, for tests: every outgoing
 // message is passed to f (from is always the local member), which may drop
@@ -793,6 +799,11 @@ func (p *trPeer) dial(u string) (*trConn, error) {
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
+			if resp.StatusCode == http.StatusGone {
+				if f := p.t.onRemoved.Load(); f != nil {
+					go (*f)()
+				}
+			}
 			accepted <- trStatusError(resp)
 			return
 		}
