@@ -192,7 +192,9 @@ func (s *server) handleReady(rd raft.Ready) error {
 		if err := s.persistSnapshot(rd.Snapshot); err != nil {
 			return err
 		}
-		if err := s.storage.ApplySnapshot(rd.Snapshot); err != nil {
+		meta := rd.Snapshot
+		meta.Data = nil // the store holds the state; raft's storage needs only the metadata
+		if err := s.storage.ApplySnapshot(meta); err != nil {
 			return fmt.Errorf("apply snapshot to raft storage: %w", err)
 		}
 		if err := s.recoverFromSnapshot(rd.Snapshot); err != nil {
@@ -322,10 +324,14 @@ func (s *server) maybeSnapshot() error {
 	if err != nil {
 		return err
 	}
-	snap, err := s.storage.CreateSnapshot(s.appliedIndex, &s.confState, data)
+	// raft's storage keeps only the snapshot's metadata: a follower that
+	// needs a snapshot is sent one of the state applied then (see send),
+	// so holding a copy of the whole store here would only cost memory.
+	snap, err := s.storage.CreateSnapshot(s.appliedIndex, &s.confState, nil)
 	if err != nil {
 		return fmt.Errorf("create snapshot at %d: %w", s.appliedIndex, err)
 	}
+	snap.Data = data
 	if err := s.persistSnapshot(snap); err != nil {
 		return err
 	}

@@ -225,7 +225,9 @@ func (s *server) recover(walDir string) error {
 	}
 	s.wal = w
 	if !raft.IsEmptySnap(snap) {
-		if err := s.storage.ApplySnapshot(snap); err != nil {
+		meta := snap
+		meta.Data = nil
+		if err := s.storage.ApplySnapshot(meta); err != nil {
 			return fmt.Errorf("apply snapshot %d: %w", snap.Metadata.Index, err)
 		}
 		if err := s.recoverFromSnapshot(snap); err != nil {
