@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"encoding/gob"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -1038,5 +1039,64 @@ func BenchmarkStoreGet(b *testing.B) {
 		if _, err := s.Get("/1/bench/dir3/key515", false, false, t0); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkStoreSaveRecover saves and recovers a store of 100,000 keys.
+func BenchmarkStoreSaveRecover(b *testing.B) {
+	s := New("/0", "/1")
+	for i := 0; i < 100000; i++ {
+		s.Set(fmt.Sprintf("/1/d%d/k%d", i%100, i), false, "01234567890123456789012345678901234567890123456789012345678901234", TTLOptions{}, 0)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		data, err := s.Save()
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := New()
+		if err := r.Recover(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestRecoverKeepsHistoryAndRefusesOtherFormats checks that a recovered
+// store answers watches from before the snapshot and that a snapshot of
+// another format is refused rather than read as an empty store.
+func TestRecoverKeepsHistoryAndRefusesOtherFormats(t *testing.T) {
+	s := New("/0", "/1")
+	for i := 0; i < 5; i++ {
+		if _, err := s.Set("/1/h", false, fmt.Sprint(i), TTLOptions{}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := s.Save()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New()
+	if err := r.Recover(data); err != nil {
+		t.Fatal(err)
+	}
+	w, werr := r.Watch("/1/h", false, false, 2)
+	if werr != nil {
+		t.Fatalf("watch from index 2 after recovery: %v", werr)
+	}
+	select {
+	case ev := <-w.EventChan():
+		if ev.Node.ModifiedIndex != 2 || ev.Node.Value != "1" {
+			t.Fatalf("got %+v, want the set at index 2", ev.Node)
+		}
+	default:
+		t.Fatal("watch from the past not answered after recovery")
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(&snapState{Format: snapFormat - 1, Index: 9, Name: []string{"x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := New().Recover(buf.Bytes()); err == nil {
+		t.Fatal("a snapshot of another format was accepted")
 	}
 }
