@@ -38,7 +38,16 @@ func (s *server) clientHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return cors(mux)
+	keys := http.HandlerFunc(s.handleKeys)
+	return cors(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// the keys API is nearly all the traffic: skip the mux for it
+		if p := r.URL.Path; len(p) >= len(keysURLPrefix) && p[:len(keysURLPrefix)] == keysURLPrefix &&
+			(len(p) == len(keysURLPrefix) || p[len(keysURLPrefix)] == '/') {
+			keys.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
 }
 
 // cors adds the cross-origin headers etcd sends and answers preflights.
@@ -217,7 +226,7 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, "HEAD", "GET", "PUT", "POST", "DELETE") {
 		return
 	}
-	w.Header()["X-Etcd-Cluster-Id"] = []string{idString(s.clusterID)}
+	w.Header()["X-Etcd-Cluster-Id"] = s.clusterIDHeader
 	kr, kerr := parseKeyRequest(r, s.now())
 	if kerr != nil {
 		s.writeError(w, kerr)
@@ -261,7 +270,7 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 
 // writeRaftHeaders sets the raft position of this member.
 func (s *server) writeRaftHeaders(h http.Header) {
-	h["X-Raft-Index"] = []string{strconv.FormatUint(s.appliedWait.index(), 10)}
+	h["X-Raft-Index"] = []string{strconv.FormatUint(s.appliedIndexPub.Load(), 10)}
 	h["X-Raft-Term"] = []string{strconv.FormatUint(s.term.Load(), 10)}
 }
 

@@ -271,6 +271,7 @@ func (s *server) apply(ents []raftpb.Entry) error {
 		s.appliedTerm = e.Term
 	}
 	s.stats.applied(s.appliedIndex)
+	s.appliedIndexPub.Store(s.appliedIndex)
 	s.appliedWait.advance(s.appliedIndex)
 	if s.replayTo != 0 && s.appliedIndex >= s.replayTo {
 		slog.Info("recovery complete", "snapshot-index", s.snapshotIndex, "entries-replayed", s.appliedIndex-s.replayFrom,

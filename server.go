@@ -49,13 +49,15 @@ type server struct {
 	replayTo      uint64    // commit index the log held at start; 0 once replayed
 	replayStart   time.Time // when recovery began
 
-	storageErr  atomic.Pointer[error] // set when the log can no longer be written
-	memberMu    sync.Mutex            // one membership change at a time from this member
-	leader      atomic.Uint64
-	term        atomic.Uint64
-	waits       waitList
-	readIndexes waitList
-	appliedWait appliedNotifier
+	storageErr      atomic.Pointer[error] // set when the log can no longer be written
+	memberMu        sync.Mutex            // one membership change at a time from this member
+	appliedIndexPub atomic.Uint64         // appliedIndex, for readers outside the raft loop
+	clusterIDHeader []string              // the X-Etcd-Cluster-Id header value, shared by all responses
+	leader          atomic.Uint64
+	term            atomic.Uint64
+	waits           waitList
+	readIndexes     waitList
+	appliedWait     appliedNotifier
 
 	httpServers []*http.Server
 	listeners   []net.Listener
@@ -146,6 +148,7 @@ func startServer(cfg *config) (*server, error) {
 		}
 	}
 	s.stats = newServerStats(cfg.Name, s.id)
+	s.clusterIDHeader = []string{idString(s.clusterID)}
 	s.transport.SetRemovedHandler(func() {
 		slog.Warn("a peer says this member was removed from the cluster; shutting down")
 		s.fail(errors.New("this member was removed from the cluster"))
@@ -261,6 +264,7 @@ func (s *server) recoverFromSnapshot(snap raftpb.Snapshot) error {
 	s.appliedIndex, s.appliedTerm = snap.Metadata.Index, snap.Metadata.Term
 	s.snapshotIndex = snap.Metadata.Index
 	s.confState = snap.Metadata.ConfState
+	s.appliedIndexPub.Store(s.appliedIndex)
 	s.appliedWait.advance(s.appliedIndex)
 	s.syncPeers()
 	return nil
