@@ -214,15 +214,26 @@ func (s *server) recover(walDir string) error {
 		return fmt.Errorf("data dir %s belongs to member %q, not %q (--name)", s.cfg.DataDir, meta.Name, s.cfg.Name)
 	}
 	s.id, s.clusterID = meta.MemberID, meta.ClusterID
-	usable, err := walSnapshotUsable(walDir)
-	if err != nil {
-		return fmt.Errorf("read write-ahead log: %w", err)
-	}
-	snap, err := s.snapper.Load(usable)
+	// The newest snapshot that verifies, then the log after it. Should the
+	// log not continue from it (a crash between writing the snapshot and
+	// recording it in the log), let the log say which snapshot it covers.
+	snap, err := s.snapper.Load(nil)
 	if err != nil && !errors.Is(err, ErrNoSnapshot) {
 		return fmt.Errorf("load snapshot: %w", err)
 	}
 	w, st, err := OpenWAL(walDir, meta, snap.Metadata.Index, snap.Metadata.Term)
+	if err != nil && !raft.IsEmptySnap(snap) {
+		slog.Warn("the log does not continue from the newest snapshot; choosing by the log", "snapshot-index", snap.Metadata.Index, "err", err)
+		usable, uerr := walSnapshotUsable(walDir)
+		if uerr != nil {
+			return fmt.Errorf("read write-ahead log: %w", uerr)
+		}
+		snap, err = s.snapper.Load(usable)
+		if err != nil && !errors.Is(err, ErrNoSnapshot) {
+			return fmt.Errorf("load snapshot: %w", err)
+		}
+		w, st, err = OpenWAL(walDir, meta, snap.Metadata.Index, snap.Metadata.Term)
+	}
 	if err != nil {
 		return fmt.Errorf("open write-ahead log: %w", err)
 	}

@@ -802,7 +802,17 @@ func OpenWAL(dir string, meta WALMetadata, snapIndex, snapTerm uint64) (*WAL, *W
 	}
 
 	r := &walReplay{meta: &meta, snapIndex: snapIndex, snapTerm: snapTerm, strict: true, keep: true}
-	if err := walReplayDir(segs, r); err != nil {
+	// Segments wholly before the snapshot hold nothing to replay: start at
+	// the last one that begins at or before the entry after the snapshot
+	// (each segment carries the newest marker and hard state in its
+	// preamble, so it can be read on its own).
+	from := 0
+	for i, seg := range segs {
+		if seg.first <= snapIndex+1 {
+			from = i
+		}
+	}
+	if err := walReplayDir(segs[from:], r); err != nil {
 		return nil, nil, err
 	}
 	if tm, ok := r.log.termAt(snapIndex); ok && tm != snapTerm {
