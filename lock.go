@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -63,4 +65,23 @@ func dataDirUnlock(dir string, f *os.File) error {
 		return fmt.Errorf("close data dir lock: %w", cerr)
 	}
 	return nil
+}
+
+// hexPairName is the name of a data-dir file numbered by two values, as
+// "%016x-%016x" followed by ext (log segments, snapshots).
+func hexPairName(a, b uint64, ext string) string {
+	return fmt.Sprintf("%016x-%016x%s", a, b, ext)
+}
+
+// parseHexPairName parses a name made by hexPairName with ext.
+func parseHexPairName(name, ext string) (a, b uint64, ok bool) {
+	if len(name) != 33+len(ext) || !strings.HasSuffix(name, ext) || name[16] != '-' {
+		return 0, 0, false
+	}
+	a, err1 := strconv.ParseUint(name[:16], 16, 64)
+	b, err2 := strconv.ParseUint(name[17:33], 16, 64)
+	if err1 != nil || err2 != nil || hexPairName(a, b, ext) != name {
+		return 0, 0, false
+	}
+	return a, b, true
 }

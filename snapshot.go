@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -78,22 +77,10 @@ func snapChecksum(f *snapFile) uint32 {
 }
 
 // snapFileName is the file name of the snapshot at (term, index).
-func snapFileName(term, index uint64) string {
-	return fmt.Sprintf("%016x-%016x%s", term, index, snapExt)
-}
+func snapFileName(term, index uint64) string { return hexPairName(term, index, snapExt) }
 
 // snapParseName parses a name made by snapFileName.
-func snapParseName(name string) (term, index uint64, ok bool) {
-	if len(name) != 33+len(snapExt) || !strings.HasSuffix(name, snapExt) || name[16] != '-' {
-		return 0, 0, false
-	}
-	term, err1 := strconv.ParseUint(name[:16], 16, 64)
-	index, err2 := strconv.ParseUint(name[17:33], 16, 64)
-	if err1 != nil || err2 != nil || snapFileName(term, index) != name {
-		return 0, 0, false
-	}
-	return term, index, true
-}
+func snapParseName(name string) (term, index uint64, ok bool) { return parseHexPairName(name, snapExt) }
 
 // snapEntry is a snapshot file found in the directory.
 type snapEntry struct {

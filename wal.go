@@ -184,21 +184,11 @@ func walCorrupt(path string, off int, format string, args ...any) error {
 }
 
 // walSegmentName is the file name of segment seq whose first index is first.
-func walSegmentName(seq, first uint64) string {
-	return fmt.Sprintf("%016x-%016x%s", seq, first, walSegmentExt)
-}
+func walSegmentName(seq, first uint64) string { return hexPairName(seq, first, walSegmentExt) }
 
 // walParseSegmentName parses a name made by walSegmentName.
 func walParseSegmentName(name string) (seq, first uint64, ok bool) {
-	if len(name) != 33+len(walSegmentExt) || !strings.HasSuffix(name, walSegmentExt) || name[16] != '-' {
-		return 0, 0, false
-	}
-	seq, err1 := strconv.ParseUint(name[:16], 16, 64)
-	first, err2 := strconv.ParseUint(name[17:33], 16, 64)
-	if err1 != nil || err2 != nil || walSegmentName(seq, first) != name {
-		return 0, 0, false
-	}
-	return seq, first, true
+	return parseHexPairName(name, walSegmentExt)
 }
 
 // walListSegments returns the segments in dir sorted by sequence number, and

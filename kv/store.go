@@ -267,15 +267,9 @@ func (s *Store) compareAndSwap(p, prevValue string, prevIndex uint64, value stri
 	if s.readonly[p] {
 		return nil, NewError(EcodeRootROnly, "/", s.index)
 	}
-	n, err := s.get(p)
+	n, err := s.compareFile(p, prevValue, prevIndex)
 	if err != nil {
 		return nil, err
-	}
-	if n.isDir() {
-		return nil, NewError(EcodeNotFile, p, s.index)
-	}
-	if cause, ok := compare(n, prevValue, prevIndex); !ok {
-		return nil, NewError(EcodeTestFailed, cause, s.index)
 	}
 	if opts.Refresh {
 		value = n.value
@@ -288,6 +282,22 @@ func (s *Store) compareAndSwap(p, prevValue string, prevIndex uint64, value stri
 	e.Node = n.repr(false, false, now)
 	s.publish(e, opts.Refresh)
 	return e, nil
+}
+
+// compareFile finds the file at p and tests it against prevValue and
+// prevIndex: the common first half of compare-and-swap and -delete.
+func (s *Store) compareFile(p, prevValue string, prevIndex uint64) (*node, *Error) {
+	n, err := s.get(p)
+	if err != nil {
+		return nil, err
+	}
+	if n.isDir() {
+		return nil, NewError(EcodeNotFile, p, s.index)
+	}
+	if cause, ok := compare(n, prevValue, prevIndex); !ok {
+		return nil, NewError(EcodeTestFailed, cause, s.index)
+	}
+	return n, nil
 }
 
 // compare tests a file against prevValue and prevIndex and says why it
@@ -355,15 +365,9 @@ func (s *Store) CompareAndDelete(p, prevValue string, prevIndex uint64, now int6
 }
 
 func (s *Store) compareAndDelete(p, prevValue string, prevIndex uint64, now int64) (*Event, *Error) {
-	n, err := s.get(p)
+	n, err := s.compareFile(p, prevValue, prevIndex)
 	if err != nil {
 		return nil, err
-	}
-	if n.isDir() {
-		return nil, NewError(EcodeNotFile, p, s.index)
-	}
-	if cause, ok := compare(n, prevValue, prevIndex); !ok {
-		return nil, NewError(EcodeTestFailed, cause, s.index)
 	}
 	s.index++
 	e := &Event{Action: ActionCompareAndDelete, EtcdIndex: s.index, PrevNode: n.repr(false, false, now),
