@@ -1,8 +1,9 @@
 package main
 
 // This file stores raft snapshots in <data-dir>/member/snap/ as files named
-// "%016x-%016x.snap" (term, index). Each file holds one gob-encoded snapFile
-// whose CRC-32C covers every other field.
+// "%016x-%016x.snap" (term, index). Each file holds a gob-encoded snapFile
+// header followed by the snapshot's data; the header's CRC-32C covers every
+// other header field and the data.
 
 import (
 	"bufio"
@@ -28,7 +29,7 @@ var ErrNoSnapshot = errors.New("no usable snapshot")
 
 const (
 	snapMagic      = "etcdlite-snapshot"
-	snapVersion    = 1
+	snapVersion    = 2
 	snapExt        = ".snap"
 	snapBrokenExt  = ".broken"
 	snapTempSuffix = ".tmp"
@@ -44,15 +45,18 @@ type Snapshotter struct {
 	max int
 }
 
-// snapFile is the gob-encoded content of a snapshot file.
+// snapFile is a snapshot file: a gob-encoded header, then DataLen bytes
+// of the caller's opaque state written as they are (one huge gob message
+// would make the decoder copy it over and over as it grows its buffer).
 type snapFile struct {
 	Magic     string
 	Version   uint32
 	Index     uint64
 	Term      uint64
 	ConfState []byte // raftpb.ConfState.Marshal
-	Data      []byte // the caller's opaque state
-	CRC       uint32 // CRC-32C of all the fields above
+	DataLen   uint64
+	CRC       uint32 // CRC-32C of all the fields above and of the data
+	data      []byte // the caller's opaque state, after the header
 }
 
 // snapChecksum computes the checksum of every field of f but CRC.
@@ -72,7 +76,7 @@ func snapChecksum(f *snapFile) uint32 {
 	binary.LittleEndian.PutUint64(b[:], f.Term)
 	h.Write(b[:])
 	putBytes(h, f.ConfState)
-	putBytes(h, f.Data)
+	putBytes(h, f.data)
 	return h.Sum32()
 }
 
@@ -138,7 +142,8 @@ func (s *Snapshotter) Save(snap raftpb.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("snapshot: marshal conf state: %w", err)
 	}
-	sf := snapFile{Magic: snapMagic, Version: snapVersion, Index: md.Index, Term: md.Term, ConfState: cs, Data: snap.Data}
+	sf := snapFile{Magic: snapMagic, Version: snapVersion, Index: md.Index, Term: md.Term, ConfState: cs,
+		DataLen: uint64(len(snap.Data)), data: snap.Data}
 	sf.CRC = snapChecksum(&sf)
 
 	name := snapFileName(md.Term, md.Index)
@@ -155,6 +160,9 @@ func (s *Snapshotter) Save(snap raftpb.Snapshot) error {
 	bw := bufio.NewWriterSize(f, 1<<20)
 	if err := gob.NewEncoder(bw).Encode(&sf); err != nil {
 		return fail(fmt.Errorf("snapshot: encode %s: %w", name, err))
+	}
+	if _, err := bw.Write(sf.data); err != nil {
+		return fail(fmt.Errorf("snapshot: write %s: %w", tmp, err))
 	}
 	if err := bw.Flush(); err != nil {
 		return fail(fmt.Errorf("snapshot: write %s: %w", tmp, err))
@@ -242,20 +250,32 @@ func snapRead(e snapEntry) (raftpb.Snapshot, error) {
 		return raftpb.Snapshot{}, fmt.Errorf("open: %w", err)
 	}
 	defer f.Close()
-	dec := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20))
+	fi, err := f.Stat()
+	if err != nil {
+		return raftpb.Snapshot{}, fmt.Errorf("stat: %w", err)
+	}
+	br := bufio.NewReaderSize(f, 1<<20)
 	var sf snapFile
-	if err := dec.Decode(&sf); err != nil {
+	if err := gob.NewDecoder(br).Decode(&sf); err != nil {
 		return raftpb.Snapshot{}, fmt.Errorf("decode: %w", err)
 	}
-	var extra snapFile
-	if err := dec.Decode(&extra); err != io.EOF {
-		return raftpb.Snapshot{}, fmt.Errorf("unexpected data after the snapshot (%v)", err)
+	if sf.Magic != snapMagic {
+		return raftpb.Snapshot{}, errors.New("not a snapshot file (bad magic)")
+	}
+	if sf.Version != snapVersion {
+		return raftpb.Snapshot{}, fmt.Errorf("unsupported snapshot version %d", sf.Version)
+	}
+	if sf.DataLen > uint64(fi.Size()) {
+		return raftpb.Snapshot{}, fmt.Errorf("header says %d bytes of data in a file of %d", sf.DataLen, fi.Size())
+	}
+	sf.data = make([]byte, sf.DataLen)
+	if _, err := io.ReadFull(br, sf.data); err != nil {
+		return raftpb.Snapshot{}, fmt.Errorf("read data: %w", err)
+	}
+	if n, _ := br.Read(make([]byte, 1)); n != 0 {
+		return raftpb.Snapshot{}, errors.New("unexpected data after the snapshot")
 	}
 	switch {
-	case sf.Magic != snapMagic:
-		return raftpb.Snapshot{}, errors.New("not a snapshot file (bad magic)")
-	case sf.Version != snapVersion:
-		return raftpb.Snapshot{}, fmt.Errorf("unsupported snapshot version %d", sf.Version)
 	case sf.CRC != snapChecksum(&sf):
 		return raftpb.Snapshot{}, errors.New("checksum mismatch")
 	case sf.Index != e.index || sf.Term != e.term:
@@ -265,6 +285,6 @@ func snapRead(e snapEntry) (raftpb.Snapshot, error) {
 	if err := snap.Metadata.ConfState.Unmarshal(sf.ConfState); err != nil {
 		return raftpb.Snapshot{}, fmt.Errorf("decode conf state: %w", err)
 	}
-	snap.Metadata.Index, snap.Metadata.Term, snap.Data = sf.Index, sf.Term, sf.Data
+	snap.Metadata.Index, snap.Metadata.Term, snap.Data = sf.Index, sf.Term, sf.data
 	return snap, nil
 }

@@ -8,17 +8,28 @@ import (
 	"sync/atomic"
 )
 
-// snapFormat is the version of snapState written by this code.
-const snapFormat = 2
+// snapFormat is the version of the saved form written by this code.
+const snapFormat = 3
 
-// snapState is the gob form of a saved store. The nodes are stored column
-// by column in depth-first order, parents before children, which gob
-// encodes and decodes far faster than a slice of structs: Depth is the
-// number of ancestors below the root, Name the last element of the path.
-type snapState struct {
+// snapChunkNodes is how many nodes go in one gob message: small messages
+// keep gob from copying a huge buffer again and again as it grows it.
+const snapChunkNodes = 32 << 10
+
+// snapHeader is the first gob message of a saved store.
+type snapHeader struct {
 	Format   int // snapFormat; anything else is refused, never half-read
 	Index    uint64
 	Readonly []string
+	Nodes    int // how many nodes the chunks that follow hold
+	Stats    Stats
+	History  []*Event // the event history, oldest first, so watches from the past survive a restart
+}
+
+// snapChunk is a run of nodes, stored column by column in depth-first
+// order, parents before children, which gob encodes and decodes far faster
+// than a slice of structs: Depth is the number of ancestors below the root,
+// Name the last element of the path.
+type snapChunk struct {
 	Depth    []uint32
 	Name     []string
 	Value    []string
@@ -26,112 +37,141 @@ type snapState struct {
 	Created  []uint64
 	Modified []uint64
 	Expire   []int64
-	Stats    Stats
-	History  []*Event // the event history, oldest first, so watches from the past survive a restart
+}
+
+func (c *snapChunk) reset() {
+	c.Depth, c.Name, c.Value, c.Dir = c.Depth[:0], c.Name[:0], c.Value[:0], c.Dir[:0]
+	c.Created, c.Modified, c.Expire = c.Created[:0], c.Modified[:0], c.Expire[:0]
 }
 
 // Save encodes the whole tree and the event history (not the watchers)
-// with gob.
+// with gob: a header, then the nodes in chunks.
 func (s *Store) Save() ([]byte, error) {
 	s.mu.RLock()
-	st := snapState{Format: snapFormat, Index: s.index}
+	defer s.mu.RUnlock()
+	h := snapHeader{Format: snapFormat, Index: s.index, Stats: s.stats.snapshot(), Nodes: s.countNodes(s.root) - 1}
 	for p := range s.readonly {
-		st.Readonly = append(st.Readonly, p)
+		h.Readonly = append(h.Readonly, p)
+	}
+	hist := s.hub.history
+	for i := 0; i < hist.count; i++ {
+		h.History = append(h.History, hist.events[(hist.front+i)%len(hist.events)])
+	}
+	var buf bytes.Buffer
+	buf.Grow(96 * h.Nodes)
+	enc := gob.NewEncoder(&buf)
+	if err := enc.Encode(&h); err != nil {
+		return nil, fmt.Errorf("encode store: %w", err)
+	}
+	var c snapChunk
+	var err error
+	flush := func() {
+		if err == nil && len(c.Name) > 0 {
+			err = enc.Encode(&c)
+			c.reset()
+		}
 	}
 	var walk func(n *node, depth uint32)
 	walk = func(n *node, depth uint32) {
-		st.Depth = append(st.Depth, depth)
-		st.Name = append(st.Name, n.name())
-		st.Value = append(st.Value, n.value)
-		st.Dir = append(st.Dir, n.isDir())
-		st.Created = append(st.Created, n.createdIndex)
-		st.Modified = append(st.Modified, n.modifiedIndex)
-		st.Expire = append(st.Expire, n.expireTime)
-		for _, c := range n.children {
-			walk(c, depth+1)
+		c.Depth = append(c.Depth, depth)
+		c.Name = append(c.Name, n.name())
+		c.Value = append(c.Value, n.value)
+		c.Dir = append(c.Dir, n.isDir())
+		c.Created = append(c.Created, n.createdIndex)
+		c.Modified = append(c.Modified, n.modifiedIndex)
+		c.Expire = append(c.Expire, n.expireTime)
+		if len(c.Name) == snapChunkNodes {
+			flush()
+		}
+		for _, ch := range n.children {
+			walk(ch, depth+1)
 		}
 	}
-	for _, c := range s.root.children {
-		walk(c, 0)
+	for _, ch := range s.root.children {
+		walk(ch, 0)
 	}
-	h := s.hub.history
-	for i := 0; i < h.count; i++ {
-		st.History = append(st.History, h.events[(h.front+i)%len(h.events)])
-	}
-	st.Stats = s.stats.snapshot()
-	var buf bytes.Buffer
-	buf.Grow(64 * len(st.Name))
-	err := gob.NewEncoder(&buf).Encode(&st)
-	s.mu.RUnlock()
+	flush()
 	if err != nil {
 		return nil, fmt.Errorf("encode store: %w", err)
 	}
 	return buf.Bytes(), nil
 }
 
+func (s *Store) countNodes(n *node) int {
+	total := 1
+	for _, c := range n.children {
+		total += s.countNodes(c)
+	}
+	return total
+}
+
 // Recover replaces the store's content with a saved one. Watchers stay
 // registered; the event history is the saved one.
 func (s *Store) Recover(data []byte) error {
-	var st snapState
-	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil {
+	dec := gob.NewDecoder(bytes.NewReader(data))
+	var h snapHeader
+	if err := dec.Decode(&h); err != nil {
 		return fmt.Errorf("decode store: %w", err)
 	}
-	if st.Format != snapFormat {
-		return fmt.Errorf("decode store: snapshot format %d, this etcdlite reads format %d", st.Format, snapFormat)
-	}
-	n := len(st.Name)
-	if len(st.Depth) != n || len(st.Value) != n || len(st.Dir) != n || len(st.Created) != n ||
-		len(st.Modified) != n || len(st.Expire) != n {
-		return fmt.Errorf("decode store: node columns of different lengths")
+	if h.Format != snapFormat {
+		return fmt.Errorf("decode store: snapshot format %d, this etcdlite reads format %d", h.Format, snapFormat)
 	}
 	root := newDir("/", 0, nil, 0)
 	var heap ttlHeap
 	stack := []*node{root} // stack[d] is the directory at depth d-1
-	for i := 0; i < n; i++ {
-		d := int(st.Depth[i])
-		name := st.Name[i]
-		if d+1 > len(stack) || name == "" || strings.Contains(name, "/") {
-			return fmt.Errorf("decode store: node %d (%q at depth %d) is out of place", i, name, d)
+	var c snapChunk
+	for seen := 0; seen < h.Nodes; {
+		c.reset()
+		if err := dec.Decode(&c); err != nil {
+			return fmt.Errorf("decode store: nodes after %d of %d: %w", seen, h.Nodes, err)
 		}
-		stack = stack[:d+1]
-		parent := stack[d]
-		if !parent.isDir() {
-			return fmt.Errorf("decode store: node %q is under a file", name)
+		n := len(c.Name)
+		if n == 0 || len(c.Depth) != n || len(c.Value) != n || len(c.Dir) != n || len(c.Created) != n ||
+			len(c.Modified) != n || len(c.Expire) != n {
+			return fmt.Errorf("decode store: a chunk of nodes with columns of different lengths")
 		}
-		p := parent.path + "/" + name
-		if parent == root {
-			p = "/" + name
+		for i := 0; i < n; i++ {
+			d := int(c.Depth[i])
+			name := c.Name[i]
+			if d+1 > len(stack) || name == "" || strings.Contains(name, "/") {
+				return fmt.Errorf("decode store: node %d (%q at depth %d) is out of place", seen+i, name, d)
+			}
+			stack = stack[:d+1]
+			parent := stack[d]
+			p := parent.path + "/" + name
+			if parent == root {
+				p = "/" + name
+			}
+			var nd *node
+			if c.Dir[i] {
+				nd = newDir(p, c.Created[i], parent, c.Expire[i])
+				stack = append(stack, nd)
+			} else {
+				nd = newFile(p, c.Value[i], c.Created[i], parent, c.Expire[i])
+			}
+			nd.modifiedIndex = c.Modified[i]
+			parent.children[name] = nd
+			if nd.expireTime != 0 {
+				heap.push(nd)
+			}
 		}
-		var nd *node
-		if st.Dir[i] {
-			nd = newDir(p, st.Created[i], parent, st.Expire[i])
-		} else {
-			nd = newFile(p, st.Value[i], st.Created[i], parent, st.Expire[i])
-		}
-		nd.modifiedIndex = st.Modified[i]
-		parent.children[name] = nd
-		if nd.expireTime != 0 {
-			heap.push(nd)
-		}
-		if nd.isDir() {
-			stack = append(stack, nd)
-		}
+		seen += n
 	}
 	hist := newHistory(HistorySize)
-	for _, e := range st.History {
+	for _, e := range h.History {
 		if e != nil && e.Node != nil {
 			hist.add(e)
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.root, s.ttls, s.index = root, heap, st.Index
+	s.root, s.ttls, s.index = root, heap, h.Index
 	s.readonly = map[string]bool{"/": true}
-	for _, p := range st.Readonly {
+	for _, p := range h.Readonly {
 		s.readonly[p] = true
 	}
 	s.hub.history = hist
-	for i, v := range st.Stats.Counters {
+	for i, v := range h.Stats.Counters {
 		atomic.StoreUint64(&s.stats.Counters[i], v)
 	}
 	return nil

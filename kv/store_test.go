@@ -1093,7 +1093,7 @@ func TestRecoverKeepsHistoryAndRefusesOtherFormats(t *testing.T) {
 		t.Fatal("watch from the past not answered after recovery")
 	}
 	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(&snapState{Format: snapFormat - 1, Index: 9, Name: []string{"x"}}); err != nil {
+	if err := gob.NewEncoder(&buf).Encode(&snapHeader{Format: snapFormat - 1, Index: 9, Nodes: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if err := New().Recover(buf.Bytes()); err == nil {
