@@ -270,7 +270,6 @@ func (s *server) apply(ents []raftpb.Entry) error {
 		s.appliedIndex = e.Index
 		s.appliedTerm = e.Term
 	}
-	s.stats.applied(s.appliedIndex)
 	s.appliedIndexPub.Store(s.appliedIndex)
 	s.appliedWait.advance(s.appliedIndex)
 	if s.replayTo != 0 && s.appliedIndex >= s.replayTo {

@@ -17,7 +17,6 @@ type serverStats struct {
 	startTime   time.Time
 	leader      uint64
 	leaderSince time.Time
-	appliedIdx  uint64
 }
 
 func newServerStats(name string, id uint64) *serverStats {
@@ -32,12 +31,6 @@ func (st *serverStats) setState(state raft.StateType, leader uint64) {
 		st.leader = leader
 		st.leaderSince = time.Now()
 	}
-}
-
-func (st *serverStats) applied(index uint64) {
-	st.mu.Lock()
-	st.appliedIdx = index
-	st.mu.Unlock()
 }
 
 // selfJSON is /v2/stats/self, with the transport's counters and rates.
