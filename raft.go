@@ -201,6 +201,13 @@ func (s *server) handleReady(rd raft.Ready) error {
 			return err
 		}
 	}
+	// A leader may send appends before its own fsync (raft allows it: an
+	// entry commits only once a quorum, which may include the leader after
+	// its fsync, has it on disk); followers fsync in parallel with it.
+	msgs := rd.Messages
+	if s.leader.Load() == s.id {
+		msgs = s.sendEarly(msgs)
+	}
 	// Committed entries are durable on a quorum already: apply them (and
 	// answer their clients) before this Ready's new entries are fsynced, so
 	// that a write waits for one fsync, not two.
@@ -218,12 +225,27 @@ func (s *server) handleReady(rd raft.Ready) error {
 	if err := s.storage.Append(rd.Entries); err != nil {
 		return fmt.Errorf("append entries to raft storage: %w", err)
 	}
-	// Messages go out only once what they promise is on disk.
-	s.send(rd.Messages)
+	// Other messages go out only once what they promise is on disk.
+	s.send(msgs)
 	for _, rs := range rd.ReadStates {
 		s.readIndexes.trigger(binary.BigEndian.Uint64(rs.RequestCtx), applyResult{event: &kv.Event{EtcdIndex: rs.Index}})
 	}
 	return s.maybeSnapshot()
+}
+
+// sendEarly sends a leader's appends and heartbeats at once and returns
+// the messages that must wait until this Ready is persisted.
+func (s *server) sendEarly(msgs []raftpb.Message) []raftpb.Message {
+	var early, late []raftpb.Message
+	for _, m := range msgs {
+		if m.Type == raftpb.MsgApp || m.Type == raftpb.MsgHeartbeat {
+			early = append(early, m)
+		} else {
+			late = append(late, m)
+		}
+	}
+	s.send(early)
+	return late
 }
 
 // campaignIfAlone starts an election at once when this member is the only
