@@ -46,7 +46,7 @@ case "${1:-}" in
     go build -o "$bin" .
     cluster="m1=$(peer 1),m2=$(peer 2),m3=$(peer 3)"
     for m in m1 m2 m3; do run "$m" "$cluster" new; done
-    sleep 2
+    for _ in $(seq 1 150); do curl -sf "$(client 1)/v2/members" >/dev/null && break; sleep 0.1; done
     curl -s "$(client 1)/v2/members"; echo
     ;;
   add)
@@ -72,7 +72,11 @@ print([m["id"] for m in json.load(sys.stdin)["members"] if m["name"] == sys.argv
     ETCDCTL_API=2 etcdctl --endpoints "$ep" cluster-health 2>/dev/null || true
     ;;
   stop)
-    for f in "$dir"/m*.pid; do [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null; rm -f "$f"; done
+    for f in "$dir"/m*.pid; do
+      [ -e "$f" ] || continue
+      kill "$(cat "$f")" 2>/dev/null || true
+      rm -f "$f"
+    done
     ;;
   clean)
     "$0" stop; rm -rf "$dir"
