@@ -256,9 +256,15 @@ func httpDo(t *testing.T, method, u string, form url.Values) (int, string) {
 }
 
 func TestClusterWritesThroughEveryMember(t *testing.T) {
-	c := startTestCluster(t, 3, nil)
+	for _, n := range []int{3, 5} {
+		t.Run(fmt.Sprintf("%d members", n), func(t *testing.T) { testWritesThroughEveryMember(t, n) })
+	}
+}
+
+func testWritesThroughEveryMember(t *testing.T, n int) {
+	c := startTestCluster(t, n, nil)
 	lead := c.leader()
-	follower := (lead + 1) % 3
+	follower := (lead + 1) % n
 	// a watch on a follower sees a write made on the leader
 	watch := make(chan string, 1)
 	go func() {
@@ -300,18 +306,18 @@ func TestClusterWritesThroughEveryMember(t *testing.T) {
 	c.waitConverged()
 	// the members API and the machines list show everyone
 	code, body := httpDo(t, "GET", c.members[follower].url+"/v2/members", nil)
-	if code != 200 || strings.Count(body, `"name":"m`) != 3 {
+	if code != 200 || strings.Count(body, `"name":"m`) != n {
 		t.Fatalf("members: %d %s", code, body)
 	}
 	code, body = httpDo(t, "GET", c.members[follower].url+"/v2/machines", nil)
-	if code != 200 || strings.Count(body, "http://") != 3 {
+	if code != 200 || strings.Count(body, "http://") != n {
 		t.Fatalf("machines: %d %s", code, body)
 	}
 	code, body = httpDo(t, "GET", c.members[lead].url+"/v2/stats/leader", nil)
 	var ls struct {
 		Followers map[string]transportPeerStats `json:"followers"`
 	}
-	if code != 200 || json.Unmarshal([]byte(body), &ls) != nil || len(ls.Followers) != 2 {
+	if code != 200 || json.Unmarshal([]byte(body), &ls) != nil || len(ls.Followers) != n-1 {
 		t.Fatalf("leader stats: %d %s", code, body)
 	}
 }
@@ -458,4 +464,45 @@ func TestClusterUpdatePeerURL(t *testing.T) {
 	if code != 200 || !strings.Contains(body, newPeer) {
 		t.Fatalf("members after update: %s", body)
 	}
+}
+
+// TestClusterRefusesChangesThatLoseQuorum: with one of three members down,
+// removing a running member or adding a fourth would leave the cluster
+// without a quorum of running members, so both are refused.
+func TestClusterRefusesChangesThatLoseQuorum(t *testing.T) {
+	c := startTestCluster(t, 3, nil)
+	lead := c.leader()
+	down, up := (lead+1)%3, (lead+2)%3
+	c.stop(down)
+	upID := c.srv(up).id
+	waitFor(t, 10*time.Second, "the leader to notice the stopped member", func() bool {
+		tr := c.srv(lead).transport
+		return tr.Connected(upID) && !tr.Connected(idOf(c, down))
+	})
+	code, body := httpDo(t, "DELETE", c.members[lead].url+"/v2/members/"+idString(upID), nil)
+	if code != 503 || !strings.Contains(body, "unhealthy cluster") {
+		t.Fatalf("removing a running member with another down: %d %s, want 503", code, body)
+	}
+	req, _ := http.NewRequest("POST", c.members[lead].url+"/v2/members", strings.NewReader(`{"peerURLs":["`+freePortURL(t)+`"]}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Fatalf("adding a member with one of three down: %d %s, want 503", resp.StatusCode, b)
+	}
+	// removing the member that is down keeps a quorum: allowed
+	code, body = httpDo(t, "DELETE", c.members[lead].url+"/v2/members/"+idString(idOf(c, down)), nil)
+	if code != 204 {
+		t.Fatalf("removing the stopped member: %d %s", code, body)
+	}
+}
+
+// idOf is the id member i had (it may be stopped now).
+func idOf(c *testCluster, i int) uint64 {
+	urls := urlsToStrings(c.members[i].cfg.InitialAdvertisePeerURLs)
+	return memberID(urls, c.members[i].cfg.InitialClusterToken, 0)
 }
