@@ -235,20 +235,21 @@ func storeDump(st *kv.Store) string {
 // httpDo sends a request to a member and returns status and body.
 func httpDo(t *testing.T, method, u string, form url.Values) (int, string) {
 	t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, err := http.NewRequest(method, u, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	code, body, err := linHTTP(&http.Client{Timeout: 20 * time.Second}, method, u, form)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	return code, body
+}
+
+// postMember asks member URL u to add a member with peer URL peer.
+func postMember(t *testing.T, u, peer string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", u+"/v2/members", strings.NewReader(`{"peerURLs":["`+peer+`"]}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -373,16 +374,8 @@ func TestClusterAddMemberCatchesUpFromSnapshot(t *testing.T) {
 	}
 	// add a fourth member through the members API, then start it
 	peerURL, clientURL := freePortURL(t), freePortURL(t)
-	req, _ := http.NewRequest("POST", c.members[lead].url+"/v2/members", strings.NewReader(`{"peerURLs":["`+peerURL+`"]}`))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 201 || !strings.Contains(string(b), peerURL) {
-		t.Fatalf("member add: %d %s", resp.StatusCode, b)
+	if code, body := postMember(t, c.members[lead].url, peerURL); code != 201 || !strings.Contains(body, peerURL) {
+		t.Fatalf("member add: %d %s", code, body)
 	}
 	peers := map[string]string{"m3": peerURL}
 	for _, m := range c.members {
@@ -483,16 +476,8 @@ func TestClusterRefusesChangesThatLoseQuorum(t *testing.T) {
 	if code != 503 || !strings.Contains(body, "unhealthy cluster") {
 		t.Fatalf("removing a running member with another down: %d %s, want 503", code, body)
 	}
-	req, _ := http.NewRequest("POST", c.members[lead].url+"/v2/members", strings.NewReader(`{"peerURLs":["`+freePortURL(t)+`"]}`))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 503 {
-		t.Fatalf("adding a member with one of three down: %d %s, want 503", resp.StatusCode, b)
+	if code, body := postMember(t, c.members[lead].url, freePortURL(t)); code != 503 {
+		t.Fatalf("adding a member with one of three down: %d %s, want 503", code, body)
 	}
 	// removing the member that is down keeps a quorum: allowed
 	code, body = httpDo(t, "DELETE", c.members[lead].url+"/v2/members/"+idString(idOf(c, down)), nil)

@@ -4,14 +4,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -145,18 +143,8 @@ func TestCrashRecovery(t *testing.T) {
 // putKey sets key and returns the index of the write when it was
 // acknowledged.
 func putKey(hc *http.Client, base, key, value string) (uint64, bool) {
-	req, err := http.NewRequest("PUT", base+"/v2/keys"+key, strings.NewReader(url.Values{"value": {value}}.Encode()))
-	if err != nil {
-		return 0, false
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode/100 != 2 {
+	code, body, err := linHTTP(hc, "PUT", base+"/v2/keys"+key, url.Values{"value": {value}})
+	if err != nil || code/100 != 2 {
 		return 0, false
 	}
 	var ev struct {
@@ -164,7 +152,7 @@ func putKey(hc *http.Client, base, key, value string) (uint64, bool) {
 			ModifiedIndex uint64 `json:"modifiedIndex"`
 		} `json:"node"`
 	}
-	if json.Unmarshal(body, &ev) != nil {
+	if json.Unmarshal([]byte(body), &ev) != nil {
 		return 0, false
 	}
 	return ev.Node.ModifiedIndex, true

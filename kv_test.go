@@ -105,18 +105,6 @@ func e2eWatchers(t *testing.T, m *testMember) int {
 	return st.Watchers
 }
 
-// e2eWaitFor polls cond every 10 ms for up to limit.
-func e2eWaitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // e2eWatch starts a GET that waits (rawPath must ask for wait=true) and
 // returns once the member has registered its watcher.
 func e2eWatch(t *testing.T, m *testMember, rawPath string) <-chan e2eResp {
@@ -126,7 +114,7 @@ func e2eWatch(t *testing.T, m *testMember, rawPath string) <-chan e2eResp {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() { ch <- e2eRaw(ctx, m, "GET", rawPath, "", "") }()
-	e2eWaitFor(t, 5*time.Second, "the watch to be registered", func() bool { return e2eWatchers(t, m) > before })
+	waitFor(t, 5*time.Second, "the watch to be registered", func() bool { return e2eWatchers(t, m) > before })
 	return ch
 }
 
@@ -254,7 +242,7 @@ func TestWatchLongPoll(t *testing.T) {
 	if ct := r.h.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type %q", ct)
 	}
-	e2eWaitFor(t, 2*time.Second, "no watcher left", func() bool { return e2eWatchers(t, m) == 0 })
+	waitFor(t, 2*time.Second, "no watcher left", func() bool { return e2eWatchers(t, m) == 0 })
 }
 
 func TestWatchRecursiveHTTP(t *testing.T) {
@@ -330,7 +318,7 @@ func TestWatchStreamHTTP(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("stream status %d", resp.StatusCode)
 	}
-	e2eWaitFor(t, 5*time.Second, "the stream's watcher", func() bool { return e2eWatchers(t, m) == 1 })
+	waitFor(t, 5*time.Second, "the stream's watcher", func() bool { return e2eWatchers(t, m) == 1 })
 	dec := json.NewDecoder(resp.Body)
 	for i := 0; i < 4; i++ {
 		k := fmt.Sprintf("/v2/keys/s/k%d", i)
@@ -345,7 +333,7 @@ func TestWatchStreamHTTP(t *testing.T) {
 	}
 	// the client leaving removes the watcher
 	cancel()
-	e2eWaitFor(t, 5*time.Second, "the stream's watcher to go", func() bool { return e2eWatchers(t, m) == 0 })
+	waitFor(t, 5*time.Second, "the stream's watcher to go", func() bool { return e2eWatchers(t, m) == 0 })
 }
 
 func TestWatchHistoryClearedHTTP(t *testing.T) {
@@ -456,7 +444,7 @@ func TestTTLExpiryFakeClock(t *testing.T) {
 
 	// 6 s on: gone
 	fc.Advance(2 * time.Second)
-	e2eWaitFor(t, 5*time.Second, "the key to expire", func() bool {
+	waitFor(t, 5*time.Second, "the key to expire", func() bool {
 		return e2eDo(t, m, "GET", "/v2/keys/ttl", "", "").code == 404
 	})
 	r = e2eDo(t, m, "GET", "/v2/keys/ttl", "", "")
