@@ -60,6 +60,7 @@ type urlsFlag struct {
 	set  bool
 }
 
+// String implements flag.Value.
 func (u *urlsFlag) String() string {
 	s := make([]string, len(u.urls))
 	for i, x := range u.urls {
@@ -68,6 +69,7 @@ func (u *urlsFlag) String() string {
 	return strings.Join(s, ",")
 }
 
+// Set implements flag.Value: it parses a comma-separated list of URLs.
 func (u *urlsFlag) Set(v string) error {
 	urls, err := parseURLs(v)
 	if err != nil {
@@ -261,6 +263,7 @@ func errUsage(fs *flag.FlagSet) error {
 // usageError is the help text, printed to stdout with exit status 0.
 type usageError string
 
+// Error returns the help text.
 func (u usageError) Error() string { return string(u) }
 
 func urlStrings(us []*url.URL) []string {

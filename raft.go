@@ -116,25 +116,48 @@ func (a *appliedNotifier) wait(ctx context.Context, index uint64) error {
 // raftLogger sends the raft library's logs to slog.
 type raftLogger struct{}
 
+// Debug implements raft.Logger.
 func (raftLogger) Debug(v ...any) { slog.Debug(fmt.Sprint(v...), "from", "raft") }
+
+// Debugf implements raft.Logger.
 func (raftLogger) Debugf(format string, v ...any) {
 	slog.Debug(fmt.Sprintf(format, v...), "from", "raft")
 }
+
+// Info implements raft.Logger.
 func (raftLogger) Info(v ...any) { slog.Debug(fmt.Sprint(v...), "from", "raft") }
+
+// Infof implements raft.Logger.
 func (raftLogger) Infof(format string, v ...any) {
 	slog.Debug(fmt.Sprintf(format, v...), "from", "raft")
 }
+
+// Warning implements raft.Logger.
 func (raftLogger) Warning(v ...any) { slog.Warn(fmt.Sprint(v...), "from", "raft") }
+
+// Warningf implements raft.Logger.
 func (raftLogger) Warningf(format string, v ...any) {
 	slog.Warn(fmt.Sprintf(format, v...), "from", "raft")
 }
+
+// Error implements raft.Logger.
 func (raftLogger) Error(v ...any) { slog.Error(fmt.Sprint(v...), "from", "raft") }
+
+// Errorf implements raft.Logger.
 func (raftLogger) Errorf(format string, v ...any) {
 	slog.Error(fmt.Sprintf(format, v...), "from", "raft")
 }
-func (raftLogger) Fatal(v ...any)                 { panic(fmt.Sprint(v...)) }
+
+// Fatal implements raft.Logger.
+func (raftLogger) Fatal(v ...any) { panic(fmt.Sprint(v...)) }
+
+// Fatalf implements raft.Logger.
 func (raftLogger) Fatalf(format string, v ...any) { panic(fmt.Sprintf(format, v...)) }
-func (raftLogger) Panic(v ...any)                 { panic(fmt.Sprint(v...)) }
+
+// Panic implements raft.Logger.
+func (raftLogger) Panic(v ...any) { panic(fmt.Sprint(v...)) }
+
+// Panicf implements raft.Logger.
 func (raftLogger) Panicf(format string, v ...any) { panic(fmt.Sprintf(format, v...)) }
 
 // raftConfig is the library's configuration for this member.

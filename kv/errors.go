@@ -74,6 +74,7 @@ func NewError(code int, cause string, index uint64) *Error {
 // Message is the fixed text etcd gives for the error's code.
 func (e *Error) Message() string { return errorMessages[e.Code] }
 
+// Error is the message with the cause in parentheses.
 func (e *Error) Error() string {
 	if e.Cause == "" {
 		return e.Message()
