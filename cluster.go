@@ -118,7 +118,7 @@ func memberErrorStatus(err error) int {
 }
 
 func (s *server) isRemoved(id uint64) bool {
-	_, err := s.store.Get(clusterPrefix+"/removed_members/"+idString(id), false, false, 0)
+	_, err := s.store.Lookup(clusterPrefix+"/removed_members/"+idString(id), false, false, 0)
 	return err == nil
 }
 

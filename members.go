@@ -78,7 +78,7 @@ func memberDir(id uint64) string { return path.Join(membersPrefix, idString(id))
 
 // membersFromStore reads the member records the store holds, sorted by id.
 func membersFromStore(st *kv.Store) []*member {
-	ev, err := st.Get(membersPrefix, true, true, 0)
+	ev, err := st.Lookup(membersPrefix, true, true, 0)
 	if err != nil {
 		return nil
 	}

@@ -423,6 +423,11 @@ func (s *server) publish() {
 		cancel()
 		if err != nil {
 			slog.Warn("publish member attributes", "err", err)
+			select {
+			case <-s.stopc:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
 			continue
 		}
 		break
@@ -430,7 +435,7 @@ func (s *server) publish() {
 	s.serveClients()
 	for {
 		if s.leader.Load() == s.id {
-			if _, err := s.store.Get(versionKey, false, false, 0); err != nil {
+			if _, err := s.store.Lookup(versionKey, false, false, 0); err != nil {
 				ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
 				_, err := s.propose(ctx, &kv.Request{Method: kv.MethodPut, Path: versionKey, Value: etcdClusterVersion})
 				cancel()

@@ -96,15 +96,21 @@ func (s *Store) get(p string) (*node, *Error) {
 // levels deep when recursive, in key order when sorted. now is the time the
 // TTLs in the answer are computed against.
 func (s *Store) Get(p string, recursive, sorted bool, now int64) (*Event, *Error) {
+	ev, err := s.Lookup(p, recursive, sorted, now)
+	s.count(err, statGetsSuccess, statGetsFail)
+	return ev, err
+}
+
+// Lookup is Get for the server's own reads (membership, its bookkeeping):
+// it is not counted in the statistics clients see.
+func (s *Store) Lookup(p string, recursive, sorted bool, now int64) (*Event, *Error) {
 	p = cleanPath(p)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	n, err := s.get(p)
 	if err != nil {
-		s.stats.inc(statGetsFail)
 		return nil, err
 	}
-	s.stats.inc(statGetsSuccess)
 	return &Event{Action: ActionGet, Node: n.listing(recursive, sorted, now), EtcdIndex: s.index}, nil
 }
 
