@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,7 +20,6 @@ import (
 var (
 	errTimeout  = errors.New("etcdserver: request timed out")
 	errStopped  = errors.New("etcdserver: server stopped")
-	errNoLeader = errors.New("etcdserver: no leader")
 )
 
 // snapshotCatchUpEntries is how many entries stay in the raft log after a
@@ -331,7 +331,7 @@ func (s *server) applyConfChange(cc raftpb.ConfChange) {
 	switch cc.Type {
 	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode, raftpb.ConfChangeUpdateNode:
 		var m member
-		if err := jsonUnmarshal(cc.Context, &m); err != nil {
+		if err := json.Unmarshal(cc.Context, &m); err != nil {
 			slog.Warn("conf change without member", "id", idString(cc.NodeID), "err", err)
 			break
 		}
@@ -508,11 +508,4 @@ func (s *server) expiryLoop() {
 		}
 		cancel()
 	}
-}
-
-// index is the last applied index.
-func (a *appliedNotifier) index() uint64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.applied
 }

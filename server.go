@@ -556,5 +556,3 @@ func (s *server) closeStorage() {
 		s.unlock = nil
 	}
 }
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
