@@ -18,8 +18,8 @@ import (
 
 // Errors a proposal can end with besides the store's own.
 var (
-	errTimeout  = errors.New("etcdserver: request timed out")
-	errStopped  = errors.New("etcdserver: server stopped")
+	errTimeout = errors.New("etcdserver: request timed out")
+	errStopped = errors.New("etcdserver: server stopped")
 )
 
 // snapshotCatchUpEntries is how many entries stay in the raft log after a
