@@ -9,7 +9,7 @@ import (
 )
 
 // snapFormat is the version of the saved form written by this code.
-const snapFormat = 3
+const snapFormat = 4
 
 // snapChunkNodes is how many nodes go in one gob message: small messages
 // keep gob from copying a huge buffer again and again as it grows it.
@@ -30,6 +30,7 @@ type snapHeader struct {
 // than a slice of structs: Depth is the number of ancestors below the root,
 // Name the last element of the path.
 type snapChunk struct {
+	Kids     []uint32 // for a directory, how many children it has (sizes its map)
 	Depth    []uint32
 	Name     []string
 	Value    []string
@@ -40,6 +41,7 @@ type snapChunk struct {
 }
 
 func (c *snapChunk) reset() {
+	c.Kids = c.Kids[:0]
 	c.Depth, c.Name, c.Value, c.Dir = c.Depth[:0], c.Name[:0], c.Value[:0], c.Dir[:0]
 	c.Created, c.Modified, c.Expire = c.Created[:0], c.Modified[:0], c.Expire[:0]
 }
@@ -73,6 +75,7 @@ func (s *Store) Save() ([]byte, error) {
 	}
 	var walk func(n *node, depth uint32)
 	walk = func(n *node, depth uint32) {
+		c.Kids = append(c.Kids, uint32(len(n.children)))
 		c.Depth = append(c.Depth, depth)
 		c.Name = append(c.Name, n.name())
 		c.Value = append(c.Value, n.value)
@@ -126,10 +129,12 @@ func (s *Store) Recover(data []byte) error {
 			return fmt.Errorf("decode store: nodes after %d of %d: %w", seen, h.Nodes, err)
 		}
 		n := len(c.Name)
-		if n == 0 || len(c.Depth) != n || len(c.Value) != n || len(c.Dir) != n || len(c.Created) != n ||
-			len(c.Modified) != n || len(c.Expire) != n {
+		if n == 0 || len(c.Kids) != n || len(c.Depth) != n || len(c.Value) != n || len(c.Dir) != n ||
+			len(c.Created) != n || len(c.Modified) != n || len(c.Expire) != n {
 			return fmt.Errorf("decode store: a chunk of nodes with columns of different lengths")
 		}
+		// one allocation for the chunk's nodes instead of one per node
+		slab := make([]node, n)
 		for i := 0; i < n; i++ {
 			d := int(c.Depth[i])
 			name := c.Name[i]
@@ -142,14 +147,15 @@ func (s *Store) Recover(data []byte) error {
 			if parent == root {
 				p = "/" + name
 			}
-			var nd *node
+			nd := &slab[i]
+			*nd = node{path: p, createdIndex: c.Created[i], modifiedIndex: c.Modified[i], parent: parent,
+				expireTime: c.Expire[i], heapIndex: -1}
 			if c.Dir[i] {
-				nd = newDir(p, c.Created[i], parent, c.Expire[i])
+				nd.children = make(map[string]*node, min(c.Kids[i], 1<<20))
 				stack = append(stack, nd)
 			} else {
-				nd = newFile(p, c.Value[i], c.Created[i], parent, c.Expire[i])
+				nd.value = c.Value[i]
 			}
-			nd.modifiedIndex = c.Modified[i]
 			parent.children[name] = nd
 			if nd.expireTime != 0 {
 				heap.push(nd)
