@@ -212,6 +212,7 @@ func (s *server) handleReady(rd raft.Ready) error {
 		s.term.Store(rd.HardState.Term)
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
+		s.snapshotWG.Wait() // a local snapshot still being written goes first: markers stay in order
 		if err := s.persistSnapshot(rd.Snapshot); err != nil {
 			return err
 		}
@@ -362,9 +363,10 @@ func (s *server) applyConfChange(cc raftpb.ConfChange) {
 // maybeSnapshot takes a snapshot every --snapshot-count applied entries and
 // compacts the raft log behind it.
 func (s *server) maybeSnapshot() error {
-	if s.appliedIndex-s.snapshotIndex < s.cfg.SnapshotCount {
+	if s.appliedIndex-s.snapshotIndex < s.cfg.SnapshotCount || s.snapshotting.Load() {
 		return nil
 	}
+	start := time.Now()
 	data, err := s.stateSnapshot()
 	if err != nil {
 		return err
@@ -377,17 +379,31 @@ func (s *server) maybeSnapshot() error {
 		return fmt.Errorf("create snapshot at %d: %w", s.appliedIndex, err)
 	}
 	snap.Data = data
-	if err := s.persistSnapshot(snap); err != nil {
-		return err
-	}
 	s.snapshotIndex = s.appliedIndex
+	// The log keeps every entry until the snapshot file is durable (the
+	// release happens after it), so raft's in-memory log can be trimmed now.
 	if keep := s.catchUpEntries(); s.appliedIndex > keep {
 		compact := s.appliedIndex - keep
 		if err := s.storage.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
 			return fmt.Errorf("compact raft log to %d: %w", compact, err)
 		}
 	}
-	slog.Info("snapshot taken", "index", s.appliedIndex)
+	encoded := time.Since(start)
+	// Writing and fsyncing the file does not hold up the raft loop.
+	s.snapshotting.Store(true)
+	s.snapshotWG.Add(1)
+	go func() {
+		defer s.snapshotWG.Done()
+		defer s.snapshotting.Store(false)
+		if err := s.persistSnapshot(snap); err != nil {
+			slog.Error("storage failed; this member now refuses writes and serves reads only (restart it once the cause is fixed)", "err", err)
+			s.storageErr.Store(&err)
+			s.waits.failAll(err)
+			return
+		}
+		slog.Info("snapshot taken", "index", snap.Metadata.Index, "bytes", len(snap.Data),
+			"encoded-in", encoded.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
+	}()
 	return nil
 }
 

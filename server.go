@@ -50,6 +50,8 @@ type server struct {
 	replayStart   time.Time // when recovery began
 
 	storageErr      atomic.Pointer[error] // set when the log can no longer be written
+	snapshotting    atomic.Bool           // a local snapshot is being written
+	snapshotWG      sync.WaitGroup        // the goroutine writing it
 	memberMu        sync.Mutex            // one membership change at a time from this member
 	appliedIndexPub atomic.Uint64         // appliedIndex, for readers outside the raft loop
 	clusterIDHeader []string              // the X-Etcd-Cluster-Id header value, shared by all responses
@@ -538,6 +540,7 @@ func (s *server) Shutdown(ctx context.Context) error {
 		s.transport.Stop()
 		s.node.Stop()
 		<-s.runDone
+		s.snapshotWG.Wait()
 		s.closeStorage()
 		err = s.failErr
 	})
