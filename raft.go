@@ -187,12 +187,7 @@ func (s *server) run() {
 			s.node.Tick()
 		case rd := <-s.node.Ready():
 			if err := s.handleReady(rd); err != nil {
-				// Nothing more can be made durable: stop taking writes,
-				// keep serving reads of what was applied.
-				slog.Error("storage failed; this member now refuses writes and serves reads only (restart it once the cause is fixed)", "err", err)
-				s.storageErr.Store(&err)
-				s.waits.failAll(err)
-				s.readIndexes.failAll(err)
+				s.storageFailed(err)
 				return
 			}
 			s.node.Advance()
@@ -396,9 +391,7 @@ func (s *server) maybeSnapshot() error {
 		defer s.snapshotWG.Done()
 		defer s.snapshotting.Store(false)
 		if err := s.persistSnapshot(snap); err != nil {
-			slog.Error("storage failed; this member now refuses writes and serves reads only (restart it once the cause is fixed)", "err", err)
-			s.storageErr.Store(&err)
-			s.waits.failAll(err)
+			s.storageFailed(err)
 			return
 		}
 		slog.Info("snapshot taken", "index", snap.Metadata.Index, "bytes", len(snap.Data),
@@ -439,6 +432,16 @@ func (s *server) propose(ctx context.Context, r *kv.Request) (*kv.Event, error) 
 		s.waits.cancel(r.ID)
 		return nil, errStopped
 	}
+}
+
+// storageFailed records that nothing more can be made durable: the member
+// stops taking writes (and fails those waiting) and keeps serving reads of
+// what it applied.
+func (s *server) storageFailed(err error) {
+	slog.Error("storage failed; this member now refuses writes and serves reads only (restart it once the cause is fixed)", "err", err)
+	s.storageErr.Store(&err)
+	s.waits.failAll(err)
+	s.readIndexes.failAll(err)
 }
 
 // writable fails once the member's storage has failed.
