@@ -39,35 +39,11 @@ func freePortURL(t testing.TB) string {
 // members' peer URLs are given.
 func clusterConfig(t *testing.T, name, clientURL string, peers map[string]string, state string) *config {
 	t.Helper()
-	u := func(s string) []*url.URL {
-		x, err := parseURLs(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return x
-	}
-	ic := map[string][]*url.URL{}
-	for n, p := range peers {
-		ic[n] = u(p)
-	}
-	return &config{
-		Name:                     name,
-		DataDir:                  t.TempDir(),
-		ListenClientURLs:         u(clientURL),
-		AdvertiseClientURLs:      u(clientURL),
-		ListenPeerURLs:           u(peers[name]),
-		InitialAdvertisePeerURLs: u(peers[name]),
-		InitialCluster:           ic,
-		InitialClusterState:      state,
-		InitialClusterToken:      "test-cluster",
-		SnapshotCount:            100000,
-		HeartbeatMs:              20,
-		ElectionMs:               200,
-		MaxSnapshots:             5,
-		MaxWALs:                  5,
-		StrictReconfigCheck:      true,
-		LogLevel:                 "warn",
-	}
+	cfg := memberConfig(t, name, t.TempDir(), clientURL, peers)
+	cfg.InitialClusterState = state
+	cfg.InitialClusterToken = "test-cluster"
+	cfg.HeartbeatMs, cfg.ElectionMs = 20, 200
+	return cfg
 }
 
 // startTestCluster starts n members and waits until they have a leader and
@@ -443,7 +419,7 @@ func TestClusterUpdatePeerURL(t *testing.T) {
 	}
 	// restart the member on its new peer URL
 	c.stop(target)
-	u, _ := parseURLs(newPeer)
+	u := mustURLs(t, newPeer)
 	c.members[target].cfg.ListenPeerURLs = u
 	c.members[target].cfg.InitialAdvertisePeerURLs = u
 	c.members[target].cfg.InitialCluster[c.members[target].cfg.Name] = u

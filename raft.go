@@ -211,12 +211,7 @@ func (s *server) handleReady(rd raft.Ready) error {
 		if err := s.persistSnapshot(rd.Snapshot); err != nil {
 			return err
 		}
-		meta := rd.Snapshot
-		meta.Data = nil // the store holds the state; raft's storage needs only the metadata
-		if err := s.storage.ApplySnapshot(meta); err != nil {
-			return fmt.Errorf("apply snapshot to raft storage: %w", err)
-		}
-		if err := s.recoverFromSnapshot(rd.Snapshot); err != nil {
+		if err := s.installSnapshot(rd.Snapshot); err != nil {
 			return err
 		}
 	}
@@ -338,8 +333,7 @@ func (s *server) applyConfChange(cc raftpb.ConfChange) {
 			s.store.Set(memberDir(cc.NodeID)+"/attributes", false, mustJSON(a), kv.TTLOptions{}, 0)
 		}
 		if cc.NodeID != s.id && s.transport != nil {
-			s.transport.AddPeer(cc.NodeID, m.PeerURLs)
-			s.transport.UpdatePeer(cc.NodeID, m.PeerURLs)
+			s.transport.AddPeer(cc.NodeID, m.PeerURLs) // a known peer only gets its URLs updated
 		}
 	case raftpb.ConfChangeRemoveNode:
 		s.store.Delete(memberDir(cc.NodeID), true, true, 0)

@@ -241,12 +241,7 @@ func (s *server) recover(walDir string) error {
 	}
 	s.wal = w
 	if !raft.IsEmptySnap(snap) {
-		meta := snap
-		meta.Data = nil
-		if err := s.storage.ApplySnapshot(meta); err != nil {
-			return fmt.Errorf("apply snapshot %d: %w", snap.Metadata.Index, err)
-		}
-		if err := s.recoverFromSnapshot(snap); err != nil {
+		if err := s.installSnapshot(snap); err != nil {
 			return err
 		}
 	}
@@ -267,6 +262,17 @@ func (s *server) recover(walDir string) error {
 // included (it lives under /0).
 func (s *server) stateSnapshot() ([]byte, error) {
 	return s.store.Save()
+}
+
+// installSnapshot makes snap the state: raft's storage takes its metadata
+// (the store holds the data, so raft's storage need not), the store its data.
+func (s *server) installSnapshot(snap raftpb.Snapshot) error {
+	meta := snap
+	meta.Data = nil
+	if err := s.storage.ApplySnapshot(meta); err != nil {
+		return fmt.Errorf("apply snapshot %d to raft storage: %w", snap.Metadata.Index, err)
+	}
+	return s.recoverFromSnapshot(snap)
 }
 
 // recoverFromSnapshot replaces the state with a snapshot's.
@@ -290,8 +296,7 @@ func (s *server) syncPeers() {
 	}
 	for _, m := range membersFromStore(s.store) {
 		if m.ID != s.id {
-			s.transport.AddPeer(m.ID, m.PeerURLs)
-			s.transport.UpdatePeer(m.ID, m.PeerURLs)
+			s.transport.AddPeer(m.ID, m.PeerURLs) // a known peer only gets its URLs updated
 		}
 	}
 }

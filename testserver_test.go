@@ -53,25 +53,32 @@ type testMember struct {
 	cfg *config
 }
 
-// testConfig is the configuration of a single member named name with
-// ports chosen by the kernel.
-func testConfig(t testing.TB, dataDir string) *config {
+// mustURLs parses a comma-separated URL list or fails the test.
+func mustURLs(t testing.TB, s string) []*url.URL {
 	t.Helper()
-	u := func(s string) []*url.URL {
-		x, err := parseURLs(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return x
+	u, err := parseURLs(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// memberConfig is the configuration of member name of a new cluster whose
+// members have the given peer URLs, with fast raft timings for tests.
+func memberConfig(t testing.TB, name, dataDir, clientURL string, peers map[string]string) *config {
+	t.Helper()
+	ic := map[string][]*url.URL{}
+	for n, p := range peers {
+		ic[n] = mustURLs(t, p)
 	}
 	return &config{
-		Name:                     "t",
+		Name:                     name,
 		DataDir:                  dataDir,
-		ListenClientURLs:         u("http://127.0.0.1:0"),
-		AdvertiseClientURLs:      u("http://127.0.0.1:0"),
-		ListenPeerURLs:           u("http://127.0.0.1:0"),
-		InitialAdvertisePeerURLs: u("http://127.0.0.1:0"),
-		InitialCluster:           map[string][]*url.URL{"t": u("http://127.0.0.1:0")},
+		ListenClientURLs:         mustURLs(t, clientURL),
+		AdvertiseClientURLs:      mustURLs(t, clientURL),
+		ListenPeerURLs:           mustURLs(t, peers[name]),
+		InitialAdvertisePeerURLs: mustURLs(t, peers[name]),
+		InitialCluster:           ic,
 		InitialClusterState:      "new",
 		InitialClusterToken:      "etcd-cluster",
 		SnapshotCount:            100000,
@@ -82,6 +89,13 @@ func testConfig(t testing.TB, dataDir string) *config {
 		StrictReconfigCheck:      true,
 		LogLevel:                 "warn",
 	}
+}
+
+// testConfig is the configuration of a single member named "t" with
+// ports chosen by the kernel.
+func testConfig(t testing.TB, dataDir string) *config {
+	t.Helper()
+	return memberConfig(t, "t", dataDir, "http://127.0.0.1:0", map[string]string{"t": "http://127.0.0.1:0"})
 }
 
 // startTestMember starts a member with cfg (testConfig when nil) and stops
