@@ -241,28 +241,13 @@ func (s *server) proposeConfChange(ctx context.Context, cc raftpb.ConfChange) er
 		return err
 	}
 	cc.ID = nextRequestID()
-	ch := s.waits.register(cc.ID)
-	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
-	defer cancel()
-	if err := s.node.ProposeConfChange(ctx, cc); err != nil {
+	ch := s.waits.register(cc.ID, time.Now().Add(s.requestTimeout()))
+	if !s.inbox.change(cc) {
 		s.waits.cancel(cc.ID)
-		return proposalError(err)
-	}
-	select {
-	case res := <-ch:
-		if res.fail != nil {
-			return res.fail
-		}
-		if res.err != nil {
-			return res.err
-		}
-		return nil
-	case <-ctx.Done():
-		s.waits.cancel(cc.ID)
-		return proposalError(ctx.Err())
-	case <-s.stopc:
 		return errStopped
 	}
+	_, err := s.await(ctx, cc.ID, ch, &s.waits)
+	return err
 }
 
 // fetchCluster asks the members listed in --initial-cluster (other than

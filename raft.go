@@ -42,15 +42,22 @@ type applyResult struct {
 }
 
 // waitList maps proposal ids to the handlers waiting for their results.
+// Each wait has a deadline; expire ends the overdue ones, so that a request
+// costs no timer of its own.
 type waitList struct {
 	mu sync.Mutex
-	m  map[uint64]chan applyResult
+	m  map[uint64]waiter
 }
 
-func (w *waitList) register(id uint64) chan applyResult {
+type waiter struct {
+	ch       chan applyResult
+	deadline int64 // unix nanoseconds
+}
+
+func (w *waitList) register(id uint64, deadline time.Time) chan applyResult {
 	ch := make(chan applyResult, 1)
 	w.mu.Lock()
-	w.m[id] = ch
+	w.m[id] = waiter{ch: ch, deadline: deadline.UnixNano()}
 	w.mu.Unlock()
 	return ch
 }
@@ -65,19 +72,32 @@ func (w *waitList) cancel(id uint64) {
 func (w *waitList) failAll(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for id, ch := range w.m {
-		ch <- applyResult{fail: err}
+	for id, wt := range w.m {
+		wt.ch <- applyResult{fail: err}
 		delete(w.m, id)
+	}
+}
+
+// expire ends with errTimeout every wait whose deadline is before now.
+func (w *waitList) expire(now time.Time) {
+	n := now.UnixNano()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, wt := range w.m {
+		if wt.deadline < n {
+			wt.ch <- applyResult{fail: errTimeout}
+			delete(w.m, id)
+		}
 	}
 }
 
 func (w *waitList) trigger(id uint64, r applyResult) {
 	w.mu.Lock()
-	ch := w.m[id]
+	wt, ok := w.m[id]
 	delete(w.m, id)
 	w.mu.Unlock()
-	if ch != nil {
-		ch <- r
+	if ok {
+		wt.ch <- r
 	}
 }
 
@@ -175,33 +195,135 @@ func (s *server) raftConfig() *raft.Config {
 	}
 }
 
-// run is the Ready loop: persist, send, apply, advance. It is the only
+// run is the raft loop: it owns the raft node, takes what the inbox holds,
+// and handles each Ready (persist, send, apply, advance). It is the only
 // goroutine that applies entries to the store, in log order.
 func (s *server) run() {
 	defer close(s.runDone)
+	defer s.closeInbox()
 	ticker := time.NewTicker(time.Duration(s.cfg.HeartbeatMs) * time.Millisecond)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ticker.C:
-			s.node.Tick()
-		case rd := <-s.node.Ready():
+			s.rn.Tick()
+		case <-s.inbox.wake:
+		case <-s.stopc:
+			return
+		}
+		s.stepInbox()
+		for s.rn.HasReady() {
+			rd := s.rn.Ready()
 			if err := s.handleReady(rd); err != nil {
 				s.storageFailed(err)
 				return
 			}
-			s.node.Advance()
+			s.rn.Advance(rd)
 			s.campaignIfAlone()
-		case <-s.stopc:
-			return
+			// What arrived during this Ready's fsync goes into the next one.
+			s.stepInbox()
 		}
+	}
+}
+
+// stepInbox hands raft everything queued for it: peers' messages first,
+// then the client proposals as one batch, membership changes and quorum
+// reads.
+func (s *server) stepInbox() {
+	b := &s.batch
+	s.inbox.take(b, s.leader.Load() == 0)
+	for i := range b.msgs {
+		if err := s.rn.Step(b.msgs[i]); err != nil {
+			slog.Debug("raft refused a peer message", "type", b.msgs[i].Type.String(), "from", idString(b.msgs[i].From), "err", err)
+		}
+	}
+	for _, f := range b.reports {
+		f(s.rn)
+	}
+	if len(b.props) > 0 {
+		s.proposeBatch(b.props)
+	}
+	for _, cc := range b.changes {
+		if err := s.rn.ProposeConfChange(cc); err != nil {
+			s.waits.trigger(cc.ID, applyResult{fail: proposalError(err)})
+		}
+	}
+	if len(b.reads) > 0 {
+		id := nextRequestID()
+		s.readBatches[id] = append([]uint64(nil), b.reads...)
+		s.requestReadIndex(id)
+	}
+	b.clear()
+}
+
+// proposeBatch appends the proposals still wanted to the log in one step.
+func (s *server) proposeBatch(props []proposal) {
+	// raft keeps the slice (a follower forwards it to the leader as is), so
+	// it is not reused.
+	ents := make([]raftpb.Entry, 0, len(props))
+	for _, p := range props {
+		if p.ctx.Err() == nil {
+			ents = append(ents, raftpb.Entry{Data: p.data})
+		}
+	}
+	if len(ents) == 0 {
+		return
+	}
+	err := s.rn.Step(raftpb.Message{Type: raftpb.MsgProp, From: s.id, Entries: ents})
+	if err != nil {
+		err = proposalError(err)
+		for _, p := range props {
+			s.waits.trigger(p.id, applyResult{fail: err})
+		}
+	}
+}
+
+// requestReadIndex asks raft for the commit index a batch of quorum reads
+// may be served at.
+func (s *server) requestReadIndex(batch uint64) {
+	var rctx [8]byte
+	binary.BigEndian.PutUint64(rctx[:], batch)
+	s.rn.ReadIndex(rctx[:])
+}
+
+// readIndexReady serves the reads of the batch a ReadState answers.
+func (s *server) readIndexReady(rs raft.ReadState) {
+	batch := binary.BigEndian.Uint64(rs.RequestCtx)
+	for _, id := range s.readBatches[batch] {
+		s.readIndexes.trigger(id, applyResult{event: &kv.Event{EtcdIndex: rs.Index}})
+	}
+	delete(s.readBatches, batch)
+}
+
+// leaderChanged asks the new leader again for the reads the old one left
+// unanswered (raft forgets pending reads when a member changes role).
+func (s *server) leaderChanged() {
+	if s.leader.Load() == 0 {
+		return
+	}
+	for batch := range s.readBatches {
+		s.requestReadIndex(batch)
+	}
+}
+
+// closeInbox stops taking requests for the loop and fails the queued ones.
+func (s *server) closeInbox() {
+	props, changes := s.inbox.close()
+	for _, p := range props {
+		s.waits.trigger(p.id, applyResult{fail: errStopped})
+	}
+	for _, cc := range changes {
+		s.waits.trigger(cc.ID, applyResult{fail: errStopped})
 	}
 }
 
 func (s *server) handleReady(rd raft.Ready) error {
 	if rd.SoftState != nil {
-		s.leader.Store(rd.SoftState.Lead)
+		changed := s.leader.Swap(rd.SoftState.Lead) != rd.SoftState.Lead
 		s.stats.setState(rd.SoftState.RaftState, rd.SoftState.Lead)
+		if changed {
+			s.leaderChanged()
+		}
 	}
 	if !raft.IsEmptyHardState(rd.HardState) {
 		s.term.Store(rd.HardState.Term)
@@ -242,7 +364,7 @@ func (s *server) handleReady(rd raft.Ready) error {
 	// Other messages go out only once what they promise is on disk.
 	s.send(msgs)
 	for _, rs := range rd.ReadStates {
-		s.readIndexes.trigger(binary.BigEndian.Uint64(rs.RequestCtx), applyResult{event: &kv.Event{EtcdIndex: rs.Index}})
+		s.readIndexReady(rs)
 	}
 	return s.maybeSnapshot()
 }
@@ -268,11 +390,13 @@ func (s *server) campaignIfAlone() {
 	if s.campaigned || s.leader.Load() != 0 || len(s.confState.Voters) != 1 || s.confState.Voters[0] != s.id {
 		return
 	}
-	if st := s.node.Status(); st.Applied < st.Commit {
+	if st := s.rn.BasicStatus(); st.Applied < st.Commit {
 		return
 	}
 	s.campaigned = true
-	go func() { _ = s.node.Campaign(context.Background()) }()
+	if err := s.rn.Campaign(); err != nil {
+		slog.Warn("campaign", "err", err)
+	}
 }
 
 // apply applies committed entries to the store in order and wakes the
@@ -318,7 +442,7 @@ func (s *server) apply(ents []raftpb.Entry) error {
 
 // applyConfChange changes the membership in raft and in the store.
 func (s *server) applyConfChange(cc raftpb.ConfChange) {
-	s.confState = *s.node.ApplyConfChange(cc)
+	s.confState = *s.rn.ApplyConfChange(cc)
 	switch cc.Type {
 	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode, raftpb.ConfChangeUpdateNode:
 		var m member
@@ -403,30 +527,57 @@ func (s *server) propose(ctx context.Context, r *kv.Request) (*kv.Event, error) 
 	if r.Time == 0 {
 		r.Time = s.now().UnixNano()
 	}
-	ch := s.waits.register(r.ID)
-	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
-	defer cancel()
-	if err := s.node.Propose(ctx, r.AppendBinary(nil)); err != nil {
+	ch := s.waits.register(r.ID, time.Now().Add(s.requestTimeout()))
+	if !s.inbox.propose(proposal{id: r.ID, data: r.AppendBinary(nil), ctx: ctx}) {
 		s.waits.cancel(r.ID)
-		return nil, proposalError(err)
+		return nil, errStopped
 	}
+	res, err := s.await(ctx, r.ID, ch, &s.waits)
+	if err != nil {
+		return nil, err
+	}
+	return res.event, nil
+}
+
+// await waits for the result registered under id in w: it comes from the
+// raft loop, or is a timeout from the expiry sweep.
+func (s *server) await(ctx context.Context, id uint64, ch chan applyResult, w *waitList) (applyResult, error) {
 	select {
 	case res := <-ch:
 		switch {
 		case res.fail != nil:
-			return nil, res.fail
+			return res, res.fail
 		case res.err != nil:
-			return nil, res.err
+			return res, res.err
 		}
-		return res.event, nil
+		return res, nil
 	case <-ctx.Done():
-		s.waits.cancel(r.ID)
-		return nil, proposalError(ctx.Err())
+		w.cancel(id)
+		return applyResult{}, proposalError(ctx.Err())
 	case <-s.stopc:
-		s.waits.cancel(r.ID)
-		return nil, errStopped
+		w.cancel(id)
+		return applyResult{}, errStopped
 	}
 }
+
+// expireWaits ends the writes and quorum reads that have waited longer
+// than the request timeout.
+func (s *server) expireWaits() {
+	t := time.NewTicker(waitSweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopc:
+			return
+		case now := <-t.C:
+			s.waits.expire(now)
+			s.readIndexes.expire(now)
+		}
+	}
+}
+
+// waitSweepInterval is how often overdue waits are looked for.
+const waitSweepInterval = 100 * time.Millisecond
 
 // storageFailed records that nothing more can be made durable: the member
 // stops taking writes (and fails those waiting) and keeps serving reads of
@@ -462,35 +613,28 @@ func (s *server) requestTimeout() time.Duration {
 }
 
 // linearizableRead waits until this member has applied everything the
-// cluster had committed when the read arrived (raft's ReadIndex).
+// cluster had committed when the read arrived (raft's ReadIndex; the reads
+// that arrive together share one).
 func (s *server) linearizableRead(ctx context.Context) error {
 	if err := s.writable(); err != nil {
 		return err
 	}
 	id := nextRequestID()
-	ch := s.readIndexes.register(id)
-	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
-	defer cancel()
-	var rctx [8]byte
-	binary.BigEndian.PutUint64(rctx[:], id)
-	if err := s.node.ReadIndex(ctx, rctx[:]); err != nil {
+	ch := s.readIndexes.register(id, time.Now().Add(s.requestTimeout()))
+	if !s.inbox.read(id) {
 		s.readIndexes.cancel(id)
-		return proposalError(err)
-	}
-	var index uint64
-	select {
-	case res := <-ch:
-		if res.fail != nil {
-			return res.fail
-		}
-		index = res.event.EtcdIndex
-	case <-ctx.Done():
-		s.readIndexes.cancel(id)
-		return proposalError(ctx.Err())
-	case <-s.stopc:
 		return errStopped
 	}
-	if err := s.appliedWait.wait(ctx, index); err != nil {
+	res, err := s.await(ctx, id, ch, &s.readIndexes)
+	if err != nil {
+		return err
+	}
+	if s.appliedIndexPub.Load() >= res.event.EtcdIndex {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
+	defer cancel()
+	if err := s.appliedWait.wait(ctx, res.event.EtcdIndex); err != nil {
 		return proposalError(err)
 	}
 	return nil

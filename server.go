@@ -30,7 +30,8 @@ type server struct {
 	id        uint64
 	clusterID uint64
 	store     *kv.Store
-	node      raft.Node
+	rn        *raft.RawNode // owned by the raft loop
+	inbox     *raftInbox    // what other goroutines hand the raft loop
 	storage   *raft.MemoryStorage
 	wal       *WAL
 	snapper   *Snapshotter
@@ -45,9 +46,11 @@ type server struct {
 	snapshotIndex uint64
 	confState     raftpb.ConfState
 	campaigned    bool
-	replayFrom    uint64    // applied index when recovery began
-	replayTo      uint64    // commit index the log held at start; 0 once replayed
-	replayStart   time.Time // when recovery began
+	batch         inboxBatch          // the inbox's last take, reused
+	readBatches   map[uint64][]uint64 // quorum reads waiting for a read index, by batch
+	replayFrom    uint64              // applied index when recovery began
+	replayTo      uint64              // commit index the log held at start; 0 once replayed
+	replayStart   time.Time           // when recovery began
 
 	storageErr      atomic.Pointer[error] // set when the log can no longer be written
 	snapshotting    atomic.Bool           // a local snapshot is being written
@@ -83,8 +86,10 @@ func startServer(cfg *config) (*server, error) {
 		runDone:     make(chan struct{}),
 		done:        make(chan struct{}),
 		ready:       make(chan struct{}),
-		waits:       waitList{m: map[uint64]chan applyResult{}},
-		readIndexes: waitList{m: map[uint64]chan applyResult{}},
+		waits:       waitList{m: map[uint64]waiter{}},
+		readIndexes: waitList{m: map[uint64]waiter{}},
+		inbox:       newRaftInbox(),
+		readBatches: map[uint64][]uint64{},
 		appliedWait: appliedNotifier{ch: make(chan struct{})},
 		now:         cfg.clock,
 	}
@@ -157,17 +162,22 @@ func startServer(cfg *config) (*server, error) {
 	})
 	rc := s.raftConfig()
 	rc.Applied = s.appliedIndex
-	if peers != nil {
-		s.node = raft.StartNode(rc, peers)
-	} else {
-		s.node = raft.RestartNode(rc)
+	rn, err := raft.NewRawNode(rc)
+	if err != nil {
+		return nil, fmt.Errorf("start raft: %w", err)
 	}
+	if peers != nil {
+		if err := rn.Bootstrap(peers); err != nil {
+			return nil, fmt.Errorf("bootstrap raft: %w", err)
+		}
+	}
+	s.rn = rn
 	if err := s.listen(); err != nil {
-		s.node.Stop()
 		return nil, err
 	}
 	ok = true
 	go s.run()
+	go s.expireWaits()
 	go s.expiryLoop()
 	go s.publish()
 	for _, srv := range s.httpServers {
@@ -387,7 +397,7 @@ func (s *server) send(msgs []raftpb.Message) {
 			data, err := s.stateSnapshot()
 			if err != nil {
 				slog.Error("snapshot for a follower", "to", idString(m.To), "err", err)
-				s.node.ReportSnapshot(m.To, raft.SnapshotFailure)
+				s.rn.ReportSnapshot(m.To, raft.SnapshotFailure)
 				continue
 			}
 			m.Snapshot = &raftpb.Snapshot{Data: data, Metadata: raftpb.SnapshotMetadata{
@@ -401,15 +411,23 @@ func (s *server) send(msgs []raftpb.Message) {
 
 // Process delivers a message from a peer to raft.
 func (s *server) Process(ctx context.Context, m raftpb.Message) error {
-	return s.node.Step(ctx, m)
+	if !s.inbox.step(ctx, m) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return errStopped
+	}
+	return nil
 }
 
 // ReportUnreachable tells raft a message to id was lost.
-func (s *server) ReportUnreachable(id uint64) { s.node.ReportUnreachable(id) }
+func (s *server) ReportUnreachable(id uint64) {
+	s.inbox.report(func(rn *raft.RawNode) { rn.ReportUnreachable(id) })
+}
 
 // ReportSnapshot tells raft how sending a snapshot to id ended.
 func (s *server) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
-	s.node.ReportSnapshot(id, status)
+	s.inbox.report(func(rn *raft.RawNode) { rn.ReportSnapshot(id, status) })
 }
 
 // publish makes this member's name and client URLs known through raft, and
@@ -543,7 +561,6 @@ func (s *server) Shutdown(ctx context.Context) error {
 		}
 		close(s.stopc)
 		s.transport.Stop()
-		s.node.Stop()
 		<-s.runDone
 		s.snapshotWG.Wait()
 		s.closeStorage()
