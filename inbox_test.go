@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+func TestInboxTakeHoldsProposalsWithoutLeader(t *testing.T) {
+	in := newRaftInbox()
+	live := context.Background()
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	in.propose(proposal{id: 1, ctx: live})
+	in.propose(proposal{id: 2, ctx: gone})
+	in.propose(proposal{id: 3, ctx: live})
+	in.step(live, raftpb.Message{Type: raftpb.MsgHeartbeat})
+	in.read(7)
+
+	var b inboxBatch
+	in.take(&b, true)
+	if len(b.props) != 0 || len(b.msgs) != 1 || len(b.reads) != 1 {
+		t.Fatalf("held take: %d proposals, %d messages, %d reads; want 0, 1, 1", len(b.props), len(b.msgs), len(b.reads))
+	}
+	b.clear()
+	in.take(&b, false)
+	var ids []uint64
+	for _, p := range b.props {
+		ids = append(ids, p.id)
+	}
+	if len(ids) != 2 || ids[0] != 1 || ids[1] != 3 {
+		t.Fatalf("proposals after a leader is known: %v, want [1 3] (the cancelled one pruned, order kept)", ids)
+	}
+	if len(b.msgs) != 0 || len(b.reads) != 0 {
+		t.Fatalf("messages and reads were taken twice")
+	}
+}
+
+func TestInboxStepWaitsForSpace(t *testing.T) {
+	in := newRaftInbox()
+	ctx := context.Background()
+	for i := 0; i < inboxMaxMessages; i++ {
+		if !in.step(ctx, raftpb.Message{Index: uint64(i)}) {
+			t.Fatal("step refused below the limit")
+		}
+	}
+	stepped := make(chan bool)
+	go func() { stepped <- in.step(ctx, raftpb.Message{Index: inboxMaxMessages}) }()
+	select {
+	case <-stepped:
+		t.Fatal("step over the limit did not wait")
+	case <-time.After(50 * time.Millisecond):
+	}
+	var b inboxBatch
+	in.take(&b, false)
+	if !<-stepped {
+		t.Fatal("step refused once there was space")
+	}
+	if len(b.msgs) != inboxMaxMessages {
+		t.Fatalf("took %d messages, want %d", len(b.msgs), inboxMaxMessages)
+	}
+}
+
+func TestInboxCloseFailsEverything(t *testing.T) {
+	in := newRaftInbox()
+	ctx := context.Background()
+	in.propose(proposal{id: 1, ctx: ctx})
+	in.change(raftpb.ConfChange{ID: 2})
+	for i := 0; i < inboxMaxMessages; i++ {
+		in.step(ctx, raftpb.Message{})
+	}
+	blocked := make(chan bool)
+	go func() { blocked <- in.step(ctx, raftpb.Message{}) }()
+	props, changes := in.close()
+	if len(props) != 1 || len(changes) != 1 {
+		t.Fatalf("close returned %d proposals and %d changes, want 1 and 1", len(props), len(changes))
+	}
+	if <-blocked {
+		t.Fatal("a step blocked on a full inbox succeeded after close")
+	}
+	cases := []struct {
+		name string
+		call func() bool
+	}{
+		{"propose", func() bool { return in.propose(proposal{ctx: ctx}) }},
+		{"step", func() bool { return in.step(ctx, raftpb.Message{}) }},
+		{"read", func() bool { return in.read(3) }},
+		{"change", func() bool { return in.change(raftpb.ConfChange{}) }},
+	}
+	for _, c := range cases {
+		if c.call() {
+			t.Errorf("%s after close succeeded", c.name)
+		}
+	}
+}
+
+func TestWaitListExpire(t *testing.T) {
+	w := waitList{m: map[uint64]waiter{}}
+	now := time.Now()
+	early := w.register(1, now.Add(-time.Second))
+	late := w.register(2, now.Add(time.Hour))
+	w.expire(now)
+	select {
+	case r := <-early:
+		if r.fail != errTimeout {
+			t.Fatalf("expired wait ended with %v, want errTimeout", r.fail)
+		}
+	default:
+		t.Fatal("an overdue wait was not ended")
+	}
+	select {
+	case r := <-late:
+		t.Fatalf("a wait before its deadline was ended: %+v", r)
+	default:
+	}
+	w.trigger(2, applyResult{})
+	if _, ok := <-late; !ok {
+		t.Fatal("trigger did not deliver")
+	}
+}
