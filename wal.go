@@ -148,6 +148,7 @@ type WAL struct {
 	hs          raftpb.HardState // last hard state written
 	latest      walMarker        // last snapshot marker written (index 0: none)
 	buf         []byte           // reused batch buffer
+	unsynced    bool             // written records that must be fsynced before Sync returns
 	err         error            // sticky failure
 }
 
@@ -1014,6 +1015,9 @@ func (w *WAL) write(buf []byte, chain uint32, sync bool) error {
 	}
 	w.size += int64(n)
 	w.chain = chain
+	if sync {
+		w.unsynced = false
+	}
 	return nil
 }
 
@@ -1075,10 +1079,38 @@ func walFdatasync(f *os.File) error {
 }
 
 // Save appends the hard state (unless it is empty) and the entries as one
-// batch with one write, fsynced when it holds entries or a new term or vote. Entries must continue the log: the
-// first may replace earlier entries (index at most the last index + 1), the
-// rest must be consecutive. Called once per raft Ready.
+// batch with one write, fsynced when it holds entries or a new term or vote.
+// Entries must continue the log: the first may replace earlier entries
+// (index at most the last index + 1), the rest must be consecutive.
 func (w *WAL) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
+	if err := w.Append(hs, ents); err != nil {
+		return err
+	}
+	return w.Sync()
+}
+
+// Sync makes everything Append wrote durable that needs to be: one
+// fdatasync for any number of appends (group commit).
+func (w *WAL) Sync() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return err
+	}
+	if !w.unsynced {
+		return nil
+	}
+	if err := walFdatasync(w.f); err != nil {
+		w.err = fmt.Errorf("wal: sync %s: %w (the log is unusable until reopened)", w.segs[len(w.segs)-1].path, err)
+		return w.err
+	}
+	w.unsynced = false
+	return nil
+}
+
+// Append is Save without the fsync: what it writes is durable only once
+// Sync returns.
+func (w *WAL) Append(hs raftpb.HardState, ents []raftpb.Entry) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.usable(); err != nil {
@@ -1118,9 +1150,11 @@ func (w *WAL) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
 	// Entries and a new term or vote must be durable before raft acts on
 	// them; a commit index alone need not be (raft learns it again), and it
 	// is made durable by the next fsync of this file anyway.
-	sync := len(ents) > 0 || hs.Term != w.hs.Term || hs.Vote != w.hs.Vote
-	if err := w.write(buf, c, sync); err != nil {
+	if err := w.write(buf, c, false); err != nil {
 		return err
+	}
+	if len(ents) > 0 || hs.Term != w.hs.Term || hs.Vote != w.hs.Vote {
+		w.unsynced = true
 	}
 	for i := range ents {
 		w.log.addEntry(ents[i].Index, ents[i].Term)
@@ -1140,6 +1174,7 @@ func (w *WAL) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
 			w.err = fmt.Errorf("%w (the log is unusable until reopened)", err)
 			return w.err
 		}
+		w.unsynced = false // the full segment was fsynced above
 	}
 	return nil
 }
