@@ -1140,3 +1140,47 @@ func TestWALCommitOnlyHardState(t *testing.T) {
 		t.Fatalf("commit %d, want 20", st.HardState.Commit)
 	}
 }
+
+func TestWALAppendThenSync(t *testing.T) {
+	walTestSetSegmentSize(t, 4096)
+	dir := t.TempDir()
+	w, _, err := OpenWAL(dir, walTestMeta, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []raftpb.Entry
+	steps := []struct {
+		name string
+		hs   raftpb.HardState
+		ents []raftpb.Entry
+		sync bool // whether the append leaves something Sync must fsync
+	}{
+		{"entries", raftpb.HardState{Term: 1, Vote: 1}, walTestEnts(1, 3, 1, 40), true},
+		{"commit only", raftpb.HardState{Term: 1, Vote: 1, Commit: 3}, nil, false},
+		{"new term", raftpb.HardState{Term: 2, Vote: 1, Commit: 3}, nil, true},
+		{"entries ending right after a cut", raftpb.HardState{}, walTestEnts(4, 100, 2, 40), false},
+		{"more entries", raftpb.HardState{}, walTestEnts(101, 101, 2, 40), true},
+	}
+	for _, s := range steps {
+		segs := len(walTestSegs(t, dir))
+		if err := w.Append(s.hs, s.ents); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		want = append(want, s.ents...)
+		if s.name == "entries ending right after a cut" && len(walTestSegs(t, dir)) == segs {
+			t.Fatalf("%s: no new segment; the test needs one", s.name)
+		}
+		if w.unsynced != s.sync {
+			t.Fatalf("%s: unsynced %v, want %v", s.name, w.unsynced, s.sync)
+		}
+		if err := w.Sync(); err != nil {
+			t.Fatalf("%s: sync: %v", s.name, err)
+		}
+		if w.unsynced {
+			t.Fatalf("%s: still unsynced after Sync", s.name)
+		}
+	}
+	w.Close()
+	_, st := walTestOpen(t, dir, 0, 0)
+	walTestCheckEnts(t, st.Entries, want)
+}
