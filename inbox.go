@@ -106,31 +106,15 @@ func (in *raftInbox) change(cc raftpb.ConfChange) bool {
 	return true
 }
 
-// local queues messages from this member's own storage goroutines. They are
-// never held back: the loop does not wait on those goroutines, so no bound
-// is needed, and blocking them could stall the fsync pipeline.
-func (in *raftInbox) local(m raftpb.Message) {
+// report queues a call the loop makes on the raft node (a transport's
+// report about a peer).
+func (in *raftInbox) report(f func(*raft.RawNode)) {
 	in.mu.Lock()
 	if !in.closed {
-		in.msgs = append(in.msgs, m)
+		in.reports = append(in.reports, f)
 	}
 	in.mu.Unlock()
 	in.notify()
-}
-
-// report queues a call the loop makes on the raft node (a transport's
-// report about a peer, a membership change to apply); false if the loop
-// has stopped.
-func (in *raftInbox) report(f func(*raft.RawNode)) bool {
-	in.mu.Lock()
-	if in.closed {
-		in.mu.Unlock()
-		return false
-	}
-	in.reports = append(in.reports, f)
-	in.mu.Unlock()
-	in.notify()
-	return true
 }
 
 // inboxBatch is what the loop takes from the inbox at once.

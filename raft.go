@@ -190,18 +190,14 @@ func (s *server) raftConfig() *raft.Config {
 		MaxSizePerMsg:   1 << 20,
 		MaxInflightMsgs: 512,
 		CheckQuorum:     true,
-		// The raft loop hands appends and applies to goroutines of their
-		// own (pipeline.go).
-		AsyncStorageWrites: true,
-		PreVote:            true,
-		Logger:             raftLogger{},
+		PreVote:         true,
+		Logger:          raftLogger{},
 	}
 }
 
 // run is the raft loop: it owns the raft node, takes what the inbox holds,
-// and hands each Ready's work out (see pipeline.go): messages to peers to
-// the transport, log appends to the append goroutine, committed entries to
-// the apply goroutine. It never waits for the disk.
+// and handles each Ready (persist, send, apply, advance). It is the only
+// goroutine that applies entries to the store, in log order.
 func (s *server) run() {
 	defer close(s.runDone)
 	defer s.closeInbox()
@@ -214,15 +210,19 @@ func (s *server) run() {
 		case <-s.inbox.wake:
 		case <-s.stopc:
 			return
-		case <-s.halt:
-			return
 		}
 		s.stepInbox()
 		for s.rn.HasReady() {
-			s.handleReady(s.rn.Ready())
+			rd := s.rn.Ready()
+			if err := s.handleReady(rd); err != nil {
+				s.storageFailed(err)
+				return
+			}
+			s.rn.Advance(rd)
+			s.campaignIfAlone()
+			// What arrived during this Ready's fsync goes into the next one.
 			s.stepInbox()
 		}
-		s.campaignIfAlone()
 	}
 }
 
@@ -317,7 +317,7 @@ func (s *server) closeInbox() {
 	}
 }
 
-func (s *server) handleReady(rd raft.Ready) {
+func (s *server) handleReady(rd raft.Ready) error {
 	if rd.SoftState != nil {
 		changed := s.leader.Swap(rd.SoftState.Lead) != rd.SoftState.Lead
 		s.stats.setState(rd.SoftState.RaftState, rd.SoftState.Lead)
@@ -328,34 +328,69 @@ func (s *server) handleReady(rd raft.Ready) {
 	if !raft.IsEmptyHardState(rd.HardState) {
 		s.term.Store(rd.HardState.Term)
 	}
-	out := rd.Messages[:0]
-	for _, m := range rd.Messages {
-		switch m.To {
-		case raft.LocalAppendThread:
-			s.appendQ.push(m)
-		case raft.LocalApplyThread:
-			s.applyQ.push(applyWork{ents: m.Entries, resps: m.Responses})
-		default:
-			out = append(out, m)
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		s.snapshotWG.Wait() // a local snapshot still being written goes first: markers stay in order
+		if err := s.persistSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+		if err := s.installSnapshot(rd.Snapshot); err != nil {
+			return err
 		}
 	}
-	// With asynchronous storage writes raft only puts messages here that
-	// may leave before this Ready is durable (a leader's appends, for one);
-	// the others ride on the append work as its responses.
-	s.send(out)
+	// A leader may send appends before its own fsync (raft allows it: an
+	// entry commits only once a quorum, which may include the leader after
+	// its fsync, has it on disk); followers fsync in parallel with it.
+	msgs := rd.Messages
+	if s.leader.Load() == s.id {
+		msgs = s.sendEarly(msgs)
+	}
+	// Committed entries are durable on a quorum already: apply them (and
+	// answer their clients) before this Ready's new entries are fsynced, so
+	// that a write waits for one fsync, not two.
+	if err := s.apply(rd.CommittedEntries); err != nil {
+		return err
+	}
+	if err := s.persist(rd.HardState, rd.Entries); err != nil {
+		return err
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		if err := s.storage.SetHardState(rd.HardState); err != nil {
+			return fmt.Errorf("set hard state: %w", err)
+		}
+	}
+	if err := s.storage.Append(rd.Entries); err != nil {
+		return fmt.Errorf("append entries to raft storage: %w", err)
+	}
+	// Other messages go out only once what they promise is on disk.
+	s.send(msgs)
 	for _, rs := range rd.ReadStates {
 		s.readIndexReady(rs)
 	}
+	return s.maybeSnapshot()
+}
+
+// sendEarly sends a leader's appends and heartbeats at once and returns
+// the messages that must wait until this Ready is persisted.
+func (s *server) sendEarly(msgs []raftpb.Message) []raftpb.Message {
+	var early, late []raftpb.Message
+	for _, m := range msgs {
+		if m.Type == raftpb.MsgApp || m.Type == raftpb.MsgHeartbeat {
+			early = append(early, m)
+		} else {
+			late = append(late, m)
+		}
+	}
+	s.send(early)
+	return late
 }
 
 // campaignIfAlone starts an election at once when this member is the only
 // voter, instead of waiting out an election timeout.
 func (s *server) campaignIfAlone() {
-	if s.campaigned || s.leader.Load() != 0 {
+	if s.campaigned || s.leader.Load() != 0 || len(s.confState.Voters) != 1 || s.confState.Voters[0] != s.id {
 		return
 	}
-	st := s.rn.Status()
-	if _, member := st.Config.Voters[0][s.id]; !member || len(st.Config.Voters[0]) != 1 || len(st.Config.Voters[1]) != 0 || st.Applied < st.Commit {
+	if st := s.rn.BasicStatus(); st.Applied < st.Commit {
 		return
 	}
 	s.campaigned = true
@@ -407,9 +442,7 @@ func (s *server) apply(ents []raftpb.Entry) error {
 
 // applyConfChange changes the membership in raft and in the store.
 func (s *server) applyConfChange(cc raftpb.ConfChange) {
-	if !s.applyConfChangeInRaft(cc) {
-		return
-	}
+	s.confState = *s.rn.ApplyConfChange(cc)
 	switch cc.Type {
 	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode, raftpb.ConfChangeUpdateNode:
 		var m member
@@ -438,21 +471,6 @@ func (s *server) applyConfChange(cc raftpb.ConfChange) {
 		}
 	}
 	s.waits.trigger(cc.ID, applyResult{})
-}
-
-// applyConfChangeInRaft has the raft loop apply a membership change to the
-// raft node and records the new configuration; false if the loop stopped.
-func (s *server) applyConfChangeInRaft(cc raftpb.ConfChange) bool {
-	done := make(chan raftpb.ConfState, 1)
-	if !s.inbox.report(func(rn *raft.RawNode) { done <- *rn.ApplyConfChange(cc) }) {
-		return false
-	}
-	select {
-	case s.confState = <-done:
-		return true
-	case <-s.runDone:
-		return false
-	}
 }
 
 // maybeSnapshot takes a snapshot every --snapshot-count applied entries and
@@ -565,7 +583,6 @@ const waitSweepInterval = 100 * time.Millisecond
 // stops taking writes (and fails those waiting) and keeps serving reads of
 // what it applied.
 func (s *server) storageFailed(err error) {
-	s.haltOnce.Do(func() { close(s.halt) })
 	slog.Error("storage failed; this member now refuses writes and serves reads only (restart it once the cause is fixed)", "err", err)
 	s.storageErr.Store(&err)
 	s.waits.failAll(err)

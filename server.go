@@ -30,10 +30,8 @@ type server struct {
 	id        uint64
 	clusterID uint64
 	store     *kv.Store
-	rn        *raft.RawNode         // owned by the raft loop
-	inbox     *raftInbox            // what other goroutines hand the raft loop
-	appendQ   *fifo[raftpb.Message] // log appends for the append goroutine
-	applyQ    *fifo[applyWork]      // committed work for the apply goroutine
+	rn        *raft.RawNode // owned by the raft loop
+	inbox     *raftInbox    // what other goroutines hand the raft loop
 	storage   *raft.MemoryStorage
 	wal       *WAL
 	snapper   *Snapshotter
@@ -42,29 +40,24 @@ type server struct {
 	stats     *serverStats
 	now       func() time.Time // the clock writes are stamped with; tests replace it
 
-	// owned by the apply goroutine (and by start-up before it runs)
+	// owned by the raft loop
 	appliedIndex  uint64
 	appliedTerm   uint64
 	snapshotIndex uint64
 	confState     raftpb.ConfState
-	replayFrom    uint64    // applied index when recovery began
-	replayTo      uint64    // commit index the log held at start; 0 once replayed
-	replayStart   time.Time // when recovery began
-
-	// owned by the raft loop
-	campaigned  bool
-	batch       inboxBatch          // the inbox's last take, reused
-	readBatches map[uint64][]uint64 // quorum reads waiting for a read index, by batch
+	campaigned    bool
+	batch         inboxBatch          // the inbox's last take, reused
+	readBatches   map[uint64][]uint64 // quorum reads waiting for a read index, by batch
+	replayFrom    uint64              // applied index when recovery began
+	replayTo      uint64              // commit index the log held at start; 0 once replayed
+	replayStart   time.Time           // when recovery began
 
 	storageErr      atomic.Pointer[error] // set when the log can no longer be written
 	snapshotting    atomic.Bool           // a local snapshot is being written
 	snapshotWG      sync.WaitGroup        // the goroutine writing it
-	storageWG       sync.WaitGroup        // the append and apply goroutines
-	halt            chan struct{}         // closed when storage failed: the raft loop and storage goroutines stop
-	haltOnce        sync.Once
-	memberMu        sync.Mutex    // one membership change at a time from this member
-	appliedIndexPub atomic.Uint64 // appliedIndex, for readers outside the raft loop
-	clusterIDHeader []string      // the X-Etcd-Cluster-Id header value, shared by all responses
+	memberMu        sync.Mutex            // one membership change at a time from this member
+	appliedIndexPub atomic.Uint64         // appliedIndex, for readers outside the raft loop
+	clusterIDHeader []string              // the X-Etcd-Cluster-Id header value, shared by all responses
 	leader          atomic.Uint64
 	term            atomic.Uint64
 	waits           waitList
@@ -96,9 +89,6 @@ func startServer(cfg *config) (*server, error) {
 		waits:       waitList{m: map[uint64]waiter{}},
 		readIndexes: waitList{m: map[uint64]waiter{}},
 		inbox:       newRaftInbox(),
-		appendQ:     newFIFO[raftpb.Message](),
-		applyQ:      newFIFO[applyWork](),
-		halt:        make(chan struct{}),
 		readBatches: map[uint64][]uint64{},
 		appliedWait: appliedNotifier{ch: make(chan struct{})},
 		now:         cfg.clock,
@@ -186,7 +176,6 @@ func startServer(cfg *config) (*server, error) {
 		return nil, err
 	}
 	ok = true
-	s.startStorage()
 	go s.run()
 	go s.expireWaits()
 	go s.expiryLoop()
@@ -395,10 +384,9 @@ func (s *server) persistSnapshot(snap raftpb.Snapshot) error {
 }
 
 // send hands raft messages to the transport; it never blocks. A snapshot
-// raft wants to send goes to the apply goroutine, which replaces it with
-// one of the state applied then, as etcd does, so that it includes every
-// membership change applied so far (a member added after the last stored
-// snapshot must find itself in it).
+// raft wants to send is replaced by one of the state applied now, as etcd
+// does, so that it includes every membership change applied so far (a
+// member added after the last stored snapshot must find itself in it).
 func (s *server) send(msgs []raftpb.Message) {
 	if len(msgs) == 0 {
 		return
@@ -406,29 +394,19 @@ func (s *server) send(msgs []raftpb.Message) {
 	out := msgs[:0]
 	for _, m := range msgs {
 		if m.Type == raftpb.MsgSnap {
-			m := m
-			s.applyQ.push(applyWork{sendSnap: &m})
-			continue
+			data, err := s.stateSnapshot()
+			if err != nil {
+				slog.Error("snapshot for a follower", "to", idString(m.To), "err", err)
+				s.rn.ReportSnapshot(m.To, raft.SnapshotFailure)
+				continue
+			}
+			m.Snapshot = &raftpb.Snapshot{Data: data, Metadata: raftpb.SnapshotMetadata{
+				Index: s.appliedIndex, Term: s.appliedTerm, ConfState: s.confState}}
 		}
 		out = append(out, m)
 	}
-	if len(out) > 0 {
-		s.transport.Send(out)
-	}
-}
-
-// sendSnapshot sends m carrying a snapshot of the state applied now. It
-// runs on the apply goroutine, so that state is consistent.
-func (s *server) sendSnapshot(m raftpb.Message) {
-	data, err := s.stateSnapshot()
-	if err != nil {
-		slog.Error("snapshot for a follower", "to", idString(m.To), "err", err)
-		s.ReportSnapshot(m.To, raft.SnapshotFailure)
-		return
-	}
-	m.Snapshot = &raftpb.Snapshot{Data: data, Metadata: raftpb.SnapshotMetadata{
-		Index: s.appliedIndex, Term: s.appliedTerm, ConfState: s.confState}}
-	s.transport.Send([]raftpb.Message{m})
+	msgs = out
+	s.transport.Send(msgs)
 }
 
 // Process delivers a message from a peer to raft.
@@ -584,7 +562,6 @@ func (s *server) Shutdown(ctx context.Context) error {
 		close(s.stopc)
 		s.transport.Stop()
 		<-s.runDone
-		s.storageWG.Wait()
 		s.snapshotWG.Wait()
 		s.closeStorage()
 		err = s.failErr
