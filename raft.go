@@ -337,13 +337,13 @@ func (s *server) handleReady(rd raft.Ready) error {
 			return err
 		}
 	}
-	// A leader may send appends before its own fsync (raft allows it: an
-	// entry commits only once a quorum, which may include the leader after
-	// its fsync, has it on disk); followers fsync in parallel with it.
-	msgs := rd.Messages
-	if s.leader.Load() == s.id {
-		msgs = s.sendEarly(msgs)
-	}
+	// Only acknowledgements (of appends and of votes) promise something
+	// about this member's disk; everything else leaves before the fsync: a
+	// leader's appends (raft allows it: an entry commits only once a quorum,
+	// which may include the leader after its fsync, has it on disk, and
+	// followers fsync in parallel), heartbeats and their answers, proposals
+	// and read requests forwarded to the leader.
+	msgs := s.sendEarly(rd.Messages)
 	// Committed entries are durable on a quorum already: apply them (and
 	// answer their clients) before this Ready's new entries are fsynced, so
 	// that a write waits for one fsync, not two.
@@ -369,15 +369,16 @@ func (s *server) handleReady(rd raft.Ready) error {
 	return s.maybeSnapshot()
 }
 
-// sendEarly sends a leader's appends and heartbeats at once and returns
-// the messages that must wait until this Ready is persisted.
+// sendEarly sends at once the messages that need nothing made durable
+// first and returns those that must wait until this Ready is persisted.
 func (s *server) sendEarly(msgs []raftpb.Message) []raftpb.Message {
 	var early, late []raftpb.Message
 	for _, m := range msgs {
-		if m.Type == raftpb.MsgApp || m.Type == raftpb.MsgHeartbeat {
-			early = append(early, m)
-		} else {
+		switch m.Type {
+		case raftpb.MsgAppResp, raftpb.MsgVoteResp, raftpb.MsgPreVoteResp:
 			late = append(late, m)
+		default:
+			early = append(early, m)
 		}
 	}
 	s.send(early)
