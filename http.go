@@ -112,105 +112,147 @@ type keyRequest struct {
 }
 
 // parseKeyRequest reads a keys request's form and query the way etcd does,
-// checking the fields in etcd's order so the same error wins.
-func parseKeyRequest(r *http.Request, now time.Time) (*keyRequest, *kv.Error) {
-	if err := r.ParseForm(); err != nil {
-		return nil, kv.NewError(kv.EcodeInvalidForm, err.Error(), 0)
+// checking the fields in etcd's order so the same error wins. It fills kr,
+// which the caller owns (so that a request costs no allocation for it).
+func parseKeyRequest(r *http.Request, now time.Time, kr *keyRequest) *kv.Error {
+	var form keyParams
+	if err := readKeyParams(r, &form); err != nil {
+		return kv.NewError(kv.EcodeInvalidForm, err.Error(), 0)
 	}
-	form := r.Form
-	kr := &keyRequest{}
-	kr.req.Path = path.Join(keysPrefix, r.URL.Path[len(keysURLPrefix):])
-	var err *kv.Error
-	uintField := func(name string, dst *uint64) {
-		if err != nil {
-			return
-		}
-		if vs, ok := form[name]; ok && len(vs) > 0 {
-			v, perr := strconv.ParseUint(vs[0], 10, 64)
-			if perr != nil {
-				err = kv.NewError(kv.EcodeIndexNaN, `invalid value for "`+name+`"`, 0)
-				return
-			}
-			*dst = v
-		}
+	kr.req.Path = keyPath(r.URL.Path[len(keysURLPrefix):])
+	if err := form.uintParam(paramPrevIndex, &kr.req.PrevIndex); err != nil {
+		return err
 	}
-	boolField := func(name, cause string, dst *bool) {
-		if err != nil {
-			return
-		}
-		if vs, ok := form[name]; ok && len(vs) > 0 {
-			v, perr := strconv.ParseBool(vs[0])
-			if perr != nil {
-				if cause == "" {
-					cause = `invalid value for "` + name + `"`
-				}
-				err = kv.NewError(kv.EcodeInvalidField, cause, 0)
-				return
-			}
-			*dst = v
-		}
+	if err := form.uintParam(paramWaitIndex, &kr.since); err != nil {
+		return err
 	}
-	uintField("prevIndex", &kr.req.PrevIndex)
-	uintField("waitIndex", &kr.since)
-	boolField("recursive", "", &kr.req.Recursive)
-	boolField("sorted", "", &kr.sorted)
-	boolField("wait", "", &kr.wait)
-	boolField("dir", "", &kr.req.Dir)
-	boolField("quorum", "", &kr.quorum)
-	boolField("stream", "", &kr.stream)
-	if err != nil {
-		return nil, err
+	for _, f := range [...]struct {
+		param int
+		dst   *bool
+	}{
+		{paramRecursive, &kr.req.Recursive},
+		{paramSorted, &kr.sorted},
+		{paramWait, &kr.wait},
+		{paramDir, &kr.req.Dir},
+		{paramQuorum, &kr.quorum},
+		{paramStream, &kr.stream},
+	} {
+		if err := form.boolParam(f.param, "", f.dst); err != nil {
+			return err
+		}
 	}
 	if kr.wait && r.Method != http.MethodGet {
-		return nil, kv.NewError(kv.EcodeInvalidField, `"wait" can only be used with GET requests`, 0)
+		return kv.NewError(kv.EcodeInvalidField, `"wait" can only be used with GET requests`, 0)
 	}
-	kr.req.PrevValue = form.Get("prevValue")
-	if _, ok := form["prevValue"]; ok && kr.req.PrevValue == "" {
-		return nil, kv.NewError(kv.EcodePrevValueRequired, `"prevValue" cannot be empty`, 0)
+	kr.req.PrevValue = form.get(paramPrevValue)
+	if form.has(paramPrevValue) && kr.req.PrevValue == "" {
+		return kv.NewError(kv.EcodePrevValueRequired, `"prevValue" cannot be empty`, 0)
 	}
-	boolField("noValueOnSuccess", "", &kr.noValueOnSuccess)
-	if err != nil {
-		return nil, err
+	if err := form.boolParam(paramNoValueOnSuccess, "", &kr.noValueOnSuccess); err != nil {
+		return err
 	}
-	var ttl *uint64
-	if v := form.Get("ttl"); len(v) > 0 {
+	var ttl uint64
+	hasTTL := false
+	if v := form.get(paramTTL); len(v) > 0 {
 		n, perr := strconv.ParseUint(v, 10, 64)
 		if perr != nil {
-			return nil, kv.NewError(kv.EcodeTTLNaN, `invalid value for "ttl"`, 0)
+			return kv.NewError(kv.EcodeTTLNaN, `invalid value for "ttl"`, 0)
 		}
-		ttl = &n
+		ttl, hasTTL = n, true
 	}
-	if _, ok := form["prevExist"]; ok {
+	if form.has(paramPrevExist) {
 		var pe bool
-		boolField("prevExist", "invalid value for prevExist", &pe)
-		if err != nil {
-			return nil, err
+		if err := form.boolParam(paramPrevExist, "invalid value for prevExist", &pe); err != nil {
+			return err
 		}
 		kr.req.PrevExist = kv.PrevExistFalse
 		if pe {
 			kr.req.PrevExist = kv.PrevExistTrue
 		}
 	}
-	if _, ok := form["refresh"]; ok {
-		boolField("refresh", "invalid value for refresh", &kr.req.Refresh)
-		if err != nil {
-			return nil, err
+	if form.has(paramRefresh) {
+		if err := form.boolParam(paramRefresh, "invalid value for refresh", &kr.req.Refresh); err != nil {
+			return err
 		}
 		if kr.req.Refresh {
-			if _, ok := form["value"]; ok && form.Get("value") != "" {
-				return nil, kv.NewError(kv.EcodeRefreshValue, "A value was provided on a refresh", 0)
+			if form.get(paramValue) != "" {
+				return kv.NewError(kv.EcodeRefreshValue, "A value was provided on a refresh", 0)
 			}
-			if ttl == nil {
-				return nil, kv.NewError(kv.EcodeRefreshTTLRequired, "No TTL value set", 0)
+			if !hasTTL {
+				return kv.NewError(kv.EcodeRefreshTTLRequired, "No TTL value set", 0)
 			}
 		}
 	}
-	kr.req.Value = form.Get("value")
+	kr.req.Value = form.get(paramValue)
 	kr.req.Time = now.UnixNano()
-	if ttl != nil {
-		kr.req.Expiration = expirationFor(kr.req.Time, *ttl)
+	if hasTTL {
+		kr.req.Expiration = expirationFor(kr.req.Time, ttl)
 	}
-	return kr, nil
+	return nil
+}
+
+// uintParam parses the parameter, when given, as an index into dst.
+func (p *keyParams) uintParam(i int, dst *uint64) *kv.Error {
+	if !p.has(i) {
+		return nil
+	}
+	v, err := strconv.ParseUint(p.get(i), 10, 64)
+	if err != nil {
+		return kv.NewError(kv.EcodeIndexNaN, `invalid value for "`+keyParamNames[i]+`"`, 0)
+	}
+	*dst = v
+	return nil
+}
+
+// boolParam parses the parameter, when given, into dst; a bad value is
+// error 209 with cause, or by default one that names the parameter.
+func (p *keyParams) boolParam(i int, cause string, dst *bool) *kv.Error {
+	if !p.has(i) {
+		return nil
+	}
+	v, err := strconv.ParseBool(p.get(i))
+	if err != nil {
+		if cause == "" {
+			cause = `invalid value for "` + keyParamNames[i] + `"`
+		}
+		return kv.NewError(kv.EcodeInvalidField, cause, 0)
+	}
+	*dst = v
+	return nil
+}
+
+// keyPath is the store path of the key named by rest, the URL path after
+// /v2/keys. A clean one (the usual case) costs one concatenation.
+func keyPath(rest string) string {
+	if isCleanPath(rest, false) && rest != "/" {
+		return keysPrefix + rest
+	}
+	return path.Join(keysPrefix, rest)
+}
+
+// isCleanPath reports whether p is absolute with no empty, "." or ".."
+// element, so that path.Clean would return it unchanged, apart from a
+// trailing slash when trailingSlash is set.
+func isCleanPath(p string, trailingSlash bool) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	start := 1
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		switch p[start:i] {
+		case "":
+			if i != len(p) || !(trailingSlash || i == 1) {
+				return false
+			}
+		case ".", "..":
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // expirationFor is when a node written at now with ttl seconds expires.
@@ -227,8 +269,8 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header()["X-Etcd-Cluster-Id"] = s.clusterIDHeader
-	kr, kerr := parseKeyRequest(r, s.now())
-	if kerr != nil {
+	var kr keyRequest
+	if kerr := parseKeyRequest(r, s.now(), &kr); kerr != nil {
 		s.writeError(w, kerr)
 		return
 	}
@@ -237,7 +279,7 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		if kr.wait && !kr.quorum { // etcd: a quorum read ignores wait
-			s.handleWatch(w, r, kr)
+			s.handleWatch(w, r, &kr)
 			return
 		}
 		if kr.quorum {

@@ -119,9 +119,11 @@ func BenchmarkParseKeyRequest(b *testing.B) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			br := newBenchRequest(c.method, c.target, c.body)
+			var kr keyRequest
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := parseKeyRequest(br.reset(), now); err != nil {
+				kr = keyRequest{}
+				if err := parseKeyRequest(br.reset(), now, &kr); err != nil {
 					b.Fatal(err)
 				}
 			}
