@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"etcdlite/kv"
@@ -50,13 +51,22 @@ func (s *server) clientHandler() http.Handler {
 	}))
 }
 
+// Header values every answer shares. They are never modified: net/http
+// copies the header map before it writes it out.
+var (
+	corsAllowHeaders = []string{"accept, content-type, authorization"}
+	corsAllowMethods = []string{"POST, GET, OPTIONS, PUT, DELETE"}
+	corsAllowOrigin  = []string{"*"}
+	jsonContentType  = []string{"application/json"}
+)
+
 // cors adds the cross-origin headers etcd sends and answers preflights.
 func cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h["Access-Control-Allow-Headers"] = []string{"accept, content-type, authorization"}
-		h["Access-Control-Allow-Methods"] = []string{"POST, GET, OPTIONS, PUT, DELETE"}
-		h["Access-Control-Allow-Origin"] = []string{"*"}
+		h["Access-Control-Allow-Headers"] = corsAllowHeaders
+		h["Access-Control-Allow-Methods"] = corsAllowMethods
+		h["Access-Control-Allow-Origin"] = corsAllowOrigin
 		if r.Method == http.MethodOptions {
 			return
 		}
@@ -74,6 +84,9 @@ func cors(next http.Handler) http.Handler {
 // cleanURLPath is p without . and .. elements or doubled slashes, keeping
 // a trailing slash.
 func cleanURLPath(p string) string {
+	if isCleanPath(p, true) {
+		return p
+	}
 	if p == "" {
 		return "/"
 	}
@@ -310,27 +323,73 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	s.writeEvent(w, ev, kr.noValueOnSuccess)
 }
 
-// writeRaftHeaders sets the raft position of this member.
-func (s *server) writeRaftHeaders(h http.Header) {
-	h["X-Raft-Index"] = []string{strconv.FormatUint(s.appliedIndexPub.Load(), 10)}
-	h["X-Raft-Term"] = []string{strconv.FormatUint(s.term.Load(), 10)}
+// writePositionHeaders sets X-Etcd-Index to etcdIndex and the raft
+// position of this member.
+func (s *server) writePositionHeaders(h http.Header, etcdIndex uint64) {
+	c := positionHeadersFor(etcdIndex, s.appliedIndexPub.Load(), s.term.Load())
+	h["X-Etcd-Index"] = c.vals[0:1:1]
+	h["X-Raft-Index"] = c.vals[1:2:2]
+	h["X-Raft-Term"] = c.vals[2:3:3]
 }
 
+// positionHeaders holds the values of X-Etcd-Index, X-Raft-Index and
+// X-Raft-Term for one position of the store and raft, made once and shared
+// by every answer given at that position (net/http copies the header map
+// before it writes it, and nothing changes the values in it).
+type positionHeaders struct {
+	etcdIndex, raftIndex, term uint64
+	vals                       [3]string
+}
+
+// lastPositionHeaders is the position answered last: reads between
+// writes, and many answers after one commit, find their values there.
+var lastPositionHeaders atomic.Pointer[positionHeaders]
+
+// positionHeadersFor returns the header values of a position, shared
+// when it is the one answered last.
+func positionHeadersFor(etcdIndex, raftIndex, term uint64) *positionHeaders {
+	if c := lastPositionHeaders.Load(); c != nil && c.etcdIndex == etcdIndex && c.raftIndex == raftIndex && c.term == term {
+		return c
+	}
+	c := &positionHeaders{etcdIndex: etcdIndex, raftIndex: raftIndex, term: term}
+	var buf [3 * 20]byte
+	b := strconv.AppendUint(buf[:0], etcdIndex, 10)
+	e := len(b)
+	b = strconv.AppendUint(b, raftIndex, 10)
+	r := len(b)
+	b = strconv.AppendUint(b, term, 10)
+	all := string(b)
+	c.vals = [3]string{all[:e], all[e:r], all[r:]}
+	lastPositionHeaders.Store(c)
+	return c
+}
+
+// bufferedBody is how much of a body net/http holds before it starts
+// sending: a smaller one it measures itself, a larger one it would send in
+// chunks unless told the length.
+const bufferedBody = 2048
+
+// writeEvent answers with ev, as etcd does, with the store's and raft's
+// positions in the headers; noValue drops the nodes of a successful write.
 func (s *server) writeEvent(w http.ResponseWriter, ev *kv.Event, noValue bool) {
 	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["X-Etcd-Index"] = []string{strconv.FormatUint(ev.EtcdIndex, 10)}
-	s.writeRaftHeaders(h)
-	if ev.IsCreated() {
-		w.WriteHeader(http.StatusCreated)
-	}
+	h["Content-Type"] = jsonContentType
+	s.writePositionHeaders(h, ev.EtcdIndex)
 	omit := noValue && (ev.Action == kv.ActionSet || ev.Action == kv.ActionCompareAndSwap ||
 		ev.Action == kv.ActionCreate || ev.Action == kv.ActionUpdate)
 	bp := bufPool.Get().(*[]byte)
 	b := ev.AppendJSON((*bp)[:0], keysPrefix, omit)
+	if len(b) >= bufferedBody {
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	}
+	if ev.IsCreated() {
+		w.WriteHeader(http.StatusCreated)
+	}
 	w.Write(b)
-	*bp = b
-	bufPool.Put(bp)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		bufPool.Put(bp)
+	}
 }
 
 // writeError answers with an etcd error; errors that are not the store's
@@ -342,7 +401,7 @@ func (s *server) writeError(w http.ResponseWriter, err error) {
 	}
 	h := w.Header()
 	h["X-Etcd-Index"] = []string{strconv.FormatUint(kerr.Index, 10)}
-	h["Content-Type"] = []string{"application/json"}
+	h["Content-Type"] = jsonContentType
 	w.WriteHeader(kerr.StatusCode())
 	w.Write(kerr.AppendJSON(nil, keysPrefix))
 }
@@ -358,9 +417,8 @@ func (s *server) handleWatch(w http.ResponseWriter, r *http.Request, kr *keyRequ
 	}
 	defer s.store.Unwatch(watcher)
 	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["X-Etcd-Index"] = []string{strconv.FormatUint(watcher.StartIndex(), 10)}
-	s.writeRaftHeaders(h)
+	h["Content-Type"] = jsonContentType
+	s.writePositionHeaders(h, watcher.StartIndex())
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
 	if flusher != nil {
