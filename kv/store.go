@@ -111,7 +111,14 @@ func (s *Store) Lookup(p string, recursive, sorted bool, now int64) (*Event, *Er
 	if err != nil {
 		return nil, err
 	}
-	return &Event{Action: ActionGet, Node: n.listing(recursive, sorted, now), EtcdIndex: s.index}, nil
+	// the event and its node in one allocation
+	res := &struct {
+		ev   Event
+		node NodeExtern
+	}{}
+	n.listingInto(&res.node, recursive, sorted, now)
+	res.ev = Event{Action: ActionGet, Node: &res.node, EtcdIndex: s.index}
+	return &res.ev, nil
 }
 
 // Set writes a file (or an empty directory) at p, replacing a file there.
