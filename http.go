@@ -283,7 +283,8 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header()["X-Etcd-Cluster-Id"] = s.clusterIDHeader
 	var kr keyRequest
-	if kerr := parseKeyRequest(r, s.now(), &kr); kerr != nil {
+	now := s.now()
+	if kerr := parseKeyRequest(r, now, &kr); kerr != nil {
 		s.writeError(w, kerr)
 		return
 	}
@@ -300,9 +301,10 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 				s.writeError(w, err)
 				return
 			}
+			now = s.now() // the TTLs as of the read, after the wait
 		}
 		var kerr *kv.Error
-		ev, kerr = s.store.Get(kr.req.Path, kr.req.Recursive, kr.sorted, s.now().UnixNano())
+		ev, kerr = s.store.Get(kr.req.Path, kr.req.Recursive, kr.sorted, now.UnixNano())
 		if kerr != nil {
 			err = kerr
 		}
