@@ -17,7 +17,17 @@ import (
 
 const keysURLPrefix = "/v2/keys"
 
+// bufPool holds the buffers answers are written in.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// putBuf gives a buffer back to bufPool, b being what it grew into,
+// unless it grew too large to keep around.
+func putBuf(bp *[]byte, b []byte) {
+	if cap(b) <= 64<<10 {
+		*bp = b
+		bufPool.Put(bp)
+	}
+}
 
 // clientHandler routes the client API.
 func (s *server) clientHandler() http.Handler {
@@ -388,10 +398,7 @@ func (s *server) writeEvent(w http.ResponseWriter, ev *kv.Event, noValue bool) {
 		w.WriteHeader(http.StatusCreated)
 	}
 	w.Write(b)
-	if cap(b) <= 64<<10 {
-		*bp = b
-		bufPool.Put(bp)
-	}
+	putBuf(bp, b)
 }
 
 // writeError answers with an etcd error; errors that are not the store's
@@ -402,10 +409,15 @@ func (s *server) writeError(w http.ResponseWriter, err error) {
 		kerr = kv.NewError(kv.EcodeRaftInternal, err.Error(), 0)
 	}
 	h := w.Header()
-	h["X-Etcd-Index"] = []string{strconv.FormatUint(kerr.Index, 10)}
+	// an error's index is mostly the store's current one: the one the
+	// answers around it share
+	h["X-Etcd-Index"] = positionHeadersFor(kerr.Index, s.appliedIndexPub.Load(), s.term.Load()).vals[0:1:1]
 	h["Content-Type"] = jsonContentType
 	w.WriteHeader(kerr.StatusCode())
-	w.Write(kerr.AppendJSON(nil, keysPrefix))
+	bp := bufPool.Get().(*[]byte)
+	b := kerr.AppendJSON((*bp)[:0], keysPrefix)
+	w.Write(b)
+	putBuf(bp, b)
 }
 
 // handleWatch serves a wait=true GET: it answers with the first matching
