@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"etcdlite/kv"
@@ -16,7 +17,17 @@ import (
 
 const keysURLPrefix = "/v2/keys"
 
+// bufPool holds the buffers answers are written in.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// putBuf gives a buffer back to bufPool, b being what it grew into,
+// unless it grew too large to keep around.
+func putBuf(bp *[]byte, b []byte) {
+	if cap(b) <= 64<<10 {
+		*bp = b
+		bufPool.Put(bp)
+	}
+}
 
 // clientHandler routes the client API.
 func (s *server) clientHandler() http.Handler {
@@ -50,13 +61,22 @@ func (s *server) clientHandler() http.Handler {
 	}))
 }
 
+// Header values every answer shares. They are never modified: net/http
+// copies the header map before it writes it out.
+var (
+	corsAllowHeaders = []string{"accept, content-type, authorization"}
+	corsAllowMethods = []string{"POST, GET, OPTIONS, PUT, DELETE"}
+	corsAllowOrigin  = []string{"*"}
+	jsonContentType  = []string{"application/json"}
+)
+
 // cors adds the cross-origin headers etcd sends and answers preflights.
 func cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h["Access-Control-Allow-Headers"] = []string{"accept, content-type, authorization"}
-		h["Access-Control-Allow-Methods"] = []string{"POST, GET, OPTIONS, PUT, DELETE"}
-		h["Access-Control-Allow-Origin"] = []string{"*"}
+		h["Access-Control-Allow-Headers"] = corsAllowHeaders
+		h["Access-Control-Allow-Methods"] = corsAllowMethods
+		h["Access-Control-Allow-Origin"] = corsAllowOrigin
 		if r.Method == http.MethodOptions {
 			return
 		}
@@ -74,6 +94,9 @@ func cors(next http.Handler) http.Handler {
 // cleanURLPath is p without . and .. elements or doubled slashes, keeping
 // a trailing slash.
 func cleanURLPath(p string) string {
+	if isCleanPath(p, true) {
+		return p
+	}
 	if p == "" {
 		return "/"
 	}
@@ -112,105 +135,147 @@ type keyRequest struct {
 }
 
 // parseKeyRequest reads a keys request's form and query the way etcd does,
-// checking the fields in etcd's order so the same error wins.
-func parseKeyRequest(r *http.Request, now time.Time) (*keyRequest, *kv.Error) {
-	if err := r.ParseForm(); err != nil {
-		return nil, kv.NewError(kv.EcodeInvalidForm, err.Error(), 0)
+// checking the fields in etcd's order so the same error wins. It fills kr,
+// which the caller owns (so that a request costs no allocation for it).
+func parseKeyRequest(r *http.Request, now time.Time, kr *keyRequest) *kv.Error {
+	var form keyParams
+	if err := readKeyParams(r, &form); err != nil {
+		return kv.NewError(kv.EcodeInvalidForm, err.Error(), 0)
 	}
-	form := r.Form
-	kr := &keyRequest{}
-	kr.req.Path = path.Join(keysPrefix, r.URL.Path[len(keysURLPrefix):])
-	var err *kv.Error
-	uintField := func(name string, dst *uint64) {
-		if err != nil {
-			return
-		}
-		if vs, ok := form[name]; ok && len(vs) > 0 {
-			v, perr := strconv.ParseUint(vs[0], 10, 64)
-			if perr != nil {
-				err = kv.NewError(kv.EcodeIndexNaN, `invalid value for "`+name+`"`, 0)
-				return
-			}
-			*dst = v
-		}
+	kr.req.Path = keyPath(r.URL.Path[len(keysURLPrefix):])
+	if err := form.uintParam(paramPrevIndex, &kr.req.PrevIndex); err != nil {
+		return err
 	}
-	boolField := func(name, cause string, dst *bool) {
-		if err != nil {
-			return
-		}
-		if vs, ok := form[name]; ok && len(vs) > 0 {
-			v, perr := strconv.ParseBool(vs[0])
-			if perr != nil {
-				if cause == "" {
-					cause = `invalid value for "` + name + `"`
-				}
-				err = kv.NewError(kv.EcodeInvalidField, cause, 0)
-				return
-			}
-			*dst = v
-		}
+	if err := form.uintParam(paramWaitIndex, &kr.since); err != nil {
+		return err
 	}
-	uintField("prevIndex", &kr.req.PrevIndex)
-	uintField("waitIndex", &kr.since)
-	boolField("recursive", "", &kr.req.Recursive)
-	boolField("sorted", "", &kr.sorted)
-	boolField("wait", "", &kr.wait)
-	boolField("dir", "", &kr.req.Dir)
-	boolField("quorum", "", &kr.quorum)
-	boolField("stream", "", &kr.stream)
-	if err != nil {
-		return nil, err
+	for _, f := range [...]struct {
+		param int
+		dst   *bool
+	}{
+		{paramRecursive, &kr.req.Recursive},
+		{paramSorted, &kr.sorted},
+		{paramWait, &kr.wait},
+		{paramDir, &kr.req.Dir},
+		{paramQuorum, &kr.quorum},
+		{paramStream, &kr.stream},
+	} {
+		if err := form.boolParam(f.param, "", f.dst); err != nil {
+			return err
+		}
 	}
 	if kr.wait && r.Method != http.MethodGet {
-		return nil, kv.NewError(kv.EcodeInvalidField, `"wait" can only be used with GET requests`, 0)
+		return kv.NewError(kv.EcodeInvalidField, `"wait" can only be used with GET requests`, 0)
 	}
-	kr.req.PrevValue = form.Get("prevValue")
-	if _, ok := form["prevValue"]; ok && kr.req.PrevValue == "" {
-		return nil, kv.NewError(kv.EcodePrevValueRequired, `"prevValue" cannot be empty`, 0)
+	kr.req.PrevValue = form.get(paramPrevValue)
+	if form.has(paramPrevValue) && kr.req.PrevValue == "" {
+		return kv.NewError(kv.EcodePrevValueRequired, `"prevValue" cannot be empty`, 0)
 	}
-	boolField("noValueOnSuccess", "", &kr.noValueOnSuccess)
-	if err != nil {
-		return nil, err
+	if err := form.boolParam(paramNoValueOnSuccess, "", &kr.noValueOnSuccess); err != nil {
+		return err
 	}
-	var ttl *uint64
-	if v := form.Get("ttl"); len(v) > 0 {
+	var ttl uint64
+	hasTTL := false
+	if v := form.get(paramTTL); len(v) > 0 {
 		n, perr := strconv.ParseUint(v, 10, 64)
 		if perr != nil {
-			return nil, kv.NewError(kv.EcodeTTLNaN, `invalid value for "ttl"`, 0)
+			return kv.NewError(kv.EcodeTTLNaN, `invalid value for "ttl"`, 0)
 		}
-		ttl = &n
+		ttl, hasTTL = n, true
 	}
-	if _, ok := form["prevExist"]; ok {
+	if form.has(paramPrevExist) {
 		var pe bool
-		boolField("prevExist", "invalid value for prevExist", &pe)
-		if err != nil {
-			return nil, err
+		if err := form.boolParam(paramPrevExist, "invalid value for prevExist", &pe); err != nil {
+			return err
 		}
 		kr.req.PrevExist = kv.PrevExistFalse
 		if pe {
 			kr.req.PrevExist = kv.PrevExistTrue
 		}
 	}
-	if _, ok := form["refresh"]; ok {
-		boolField("refresh", "invalid value for refresh", &kr.req.Refresh)
-		if err != nil {
-			return nil, err
+	if form.has(paramRefresh) {
+		if err := form.boolParam(paramRefresh, "invalid value for refresh", &kr.req.Refresh); err != nil {
+			return err
 		}
 		if kr.req.Refresh {
-			if _, ok := form["value"]; ok && form.Get("value") != "" {
-				return nil, kv.NewError(kv.EcodeRefreshValue, "A value was provided on a refresh", 0)
+			if form.get(paramValue) != "" {
+				return kv.NewError(kv.EcodeRefreshValue, "A value was provided on a refresh", 0)
 			}
-			if ttl == nil {
-				return nil, kv.NewError(kv.EcodeRefreshTTLRequired, "No TTL value set", 0)
+			if !hasTTL {
+				return kv.NewError(kv.EcodeRefreshTTLRequired, "No TTL value set", 0)
 			}
 		}
 	}
-	kr.req.Value = form.Get("value")
+	kr.req.Value = form.get(paramValue)
 	kr.req.Time = now.UnixNano()
-	if ttl != nil {
-		kr.req.Expiration = expirationFor(kr.req.Time, *ttl)
+	if hasTTL {
+		kr.req.Expiration = expirationFor(kr.req.Time, ttl)
 	}
-	return kr, nil
+	return nil
+}
+
+// uintParam parses the parameter, when given, as an index into dst.
+func (p *keyParams) uintParam(i int, dst *uint64) *kv.Error {
+	if !p.has(i) {
+		return nil
+	}
+	v, err := strconv.ParseUint(p.get(i), 10, 64)
+	if err != nil {
+		return kv.NewError(kv.EcodeIndexNaN, `invalid value for "`+keyParamNames[i]+`"`, 0)
+	}
+	*dst = v
+	return nil
+}
+
+// boolParam parses the parameter, when given, into dst; a bad value is
+// error 209 with cause, or by default one that names the parameter.
+func (p *keyParams) boolParam(i int, cause string, dst *bool) *kv.Error {
+	if !p.has(i) {
+		return nil
+	}
+	v, err := strconv.ParseBool(p.get(i))
+	if err != nil {
+		if cause == "" {
+			cause = `invalid value for "` + keyParamNames[i] + `"`
+		}
+		return kv.NewError(kv.EcodeInvalidField, cause, 0)
+	}
+	*dst = v
+	return nil
+}
+
+// keyPath is the store path of the key named by rest, the URL path after
+// /v2/keys. A clean one (the usual case) costs one concatenation.
+func keyPath(rest string) string {
+	if isCleanPath(rest, false) && rest != "/" {
+		return keysPrefix + rest
+	}
+	return path.Join(keysPrefix, rest)
+}
+
+// isCleanPath reports whether p is absolute with no empty, "." or ".."
+// element, so that path.Clean would return it unchanged, apart from a
+// trailing slash when trailingSlash is set.
+func isCleanPath(p string, trailingSlash bool) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	start := 1
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		switch p[start:i] {
+		case "":
+			if i != len(p) || !(trailingSlash || i == 1) {
+				return false
+			}
+		case ".", "..":
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // expirationFor is when a node written at now with ttl seconds expires.
@@ -227,8 +292,9 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header()["X-Etcd-Cluster-Id"] = s.clusterIDHeader
-	kr, kerr := parseKeyRequest(r, s.now())
-	if kerr != nil {
+	var kr keyRequest
+	now := s.now()
+	if kerr := parseKeyRequest(r, now, &kr); kerr != nil {
 		s.writeError(w, kerr)
 		return
 	}
@@ -237,7 +303,7 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		if kr.wait && !kr.quorum { // etcd: a quorum read ignores wait
-			s.handleWatch(w, r, kr)
+			s.handleWatch(w, r, &kr)
 			return
 		}
 		if kr.quorum {
@@ -245,9 +311,10 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 				s.writeError(w, err)
 				return
 			}
+			now = s.now() // the TTLs as of the read, after the wait
 		}
 		var kerr *kv.Error
-		ev, kerr = s.store.Get(kr.req.Path, kr.req.Recursive, kr.sorted, s.now().UnixNano())
+		ev, kerr = s.store.Get(kr.req.Path, kr.req.Recursive, kr.sorted, now.UnixNano())
 		if kerr != nil {
 			err = kerr
 		}
@@ -268,27 +335,70 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	s.writeEvent(w, ev, kr.noValueOnSuccess)
 }
 
-// writeRaftHeaders sets the raft position of this member.
-func (s *server) writeRaftHeaders(h http.Header) {
-	h["X-Raft-Index"] = []string{strconv.FormatUint(s.appliedIndexPub.Load(), 10)}
-	h["X-Raft-Term"] = []string{strconv.FormatUint(s.term.Load(), 10)}
+// writePositionHeaders sets X-Etcd-Index to etcdIndex and the raft
+// position of this member.
+func (s *server) writePositionHeaders(h http.Header, etcdIndex uint64) {
+	c := positionHeadersFor(etcdIndex, s.appliedIndexPub.Load(), s.term.Load())
+	h["X-Etcd-Index"] = c.vals[0:1:1]
+	h["X-Raft-Index"] = c.vals[1:2:2]
+	h["X-Raft-Term"] = c.vals[2:3:3]
 }
 
+// positionHeaders holds the values of X-Etcd-Index, X-Raft-Index and
+// X-Raft-Term for one position of the store and raft, made once and shared
+// by every answer given at that position (net/http copies the header map
+// before it writes it, and nothing changes the values in it).
+type positionHeaders struct {
+	etcdIndex, raftIndex, term uint64
+	vals                       [3]string
+}
+
+// lastPositionHeaders is the position answered last: reads between
+// writes, and many answers after one commit, find their values there.
+var lastPositionHeaders atomic.Pointer[positionHeaders]
+
+// positionHeadersFor returns the header values of a position, shared
+// when it is the one answered last.
+func positionHeadersFor(etcdIndex, raftIndex, term uint64) *positionHeaders {
+	if c := lastPositionHeaders.Load(); c != nil && c.etcdIndex == etcdIndex && c.raftIndex == raftIndex && c.term == term {
+		return c
+	}
+	c := &positionHeaders{etcdIndex: etcdIndex, raftIndex: raftIndex, term: term}
+	var buf [3 * 20]byte
+	b := strconv.AppendUint(buf[:0], etcdIndex, 10)
+	e := len(b)
+	b = strconv.AppendUint(b, raftIndex, 10)
+	r := len(b)
+	b = strconv.AppendUint(b, term, 10)
+	all := string(b)
+	c.vals = [3]string{all[:e], all[e:r], all[r:]}
+	lastPositionHeaders.Store(c)
+	return c
+}
+
+// bufferedBody is how much of a body net/http holds before it starts
+// sending: a smaller one it measures itself, a larger one it would send in
+// chunks unless told the length.
+const bufferedBody = 2048
+
+// writeEvent answers with ev, as etcd does, with the store's and raft's
+// positions in the headers; noValue drops the nodes of a successful write.
 func (s *server) writeEvent(w http.ResponseWriter, ev *kv.Event, noValue bool) {
 	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["X-Etcd-Index"] = []string{strconv.FormatUint(ev.EtcdIndex, 10)}
-	s.writeRaftHeaders(h)
-	if ev.IsCreated() {
-		w.WriteHeader(http.StatusCreated)
-	}
+	h["Content-Type"] = jsonContentType
+	s.writePositionHeaders(h, ev.EtcdIndex)
 	omit := noValue && (ev.Action == kv.ActionSet || ev.Action == kv.ActionCompareAndSwap ||
 		ev.Action == kv.ActionCreate || ev.Action == kv.ActionUpdate)
 	bp := bufPool.Get().(*[]byte)
 	b := ev.AppendJSON((*bp)[:0], keysPrefix, omit)
+	if len(b) >= bufferedBody {
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	}
+	if ev.IsCreated() {
+		w.WriteHeader(http.StatusCreated)
+	}
 	w.Write(b)
-	*bp = b
-	bufPool.Put(bp)
+	putBuf(bp, b)
 }
 
 // writeError answers with an etcd error; errors that are not the store's
@@ -299,10 +409,15 @@ func (s *server) writeError(w http.ResponseWriter, err error) {
 		kerr = kv.NewError(kv.EcodeRaftInternal, err.Error(), 0)
 	}
 	h := w.Header()
-	h["X-Etcd-Index"] = []string{strconv.FormatUint(kerr.Index, 10)}
-	h["Content-Type"] = []string{"application/json"}
+	// an error's index is mostly the store's current one: the one the
+	// answers around it share
+	h["X-Etcd-Index"] = positionHeadersFor(kerr.Index, s.appliedIndexPub.Load(), s.term.Load()).vals[0:1:1]
+	h["Content-Type"] = jsonContentType
 	w.WriteHeader(kerr.StatusCode())
-	w.Write(kerr.AppendJSON(nil, keysPrefix))
+	bp := bufPool.Get().(*[]byte)
+	b := kerr.AppendJSON((*bp)[:0], keysPrefix)
+	w.Write(b)
+	putBuf(bp, b)
 }
 
 // handleWatch serves a wait=true GET: it answers with the first matching
@@ -316,9 +431,8 @@ func (s *server) handleWatch(w http.ResponseWriter, r *http.Request, kr *keyRequ
 	}
 	defer s.store.Unwatch(watcher)
 	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["X-Etcd-Index"] = []string{strconv.FormatUint(watcher.StartIndex(), 10)}
-	s.writeRaftHeaders(h)
+	h["Content-Type"] = jsonContentType
+	s.writePositionHeaders(h, watcher.StartIndex())
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
 	if flusher != nil {

@@ -142,6 +142,15 @@ func (n *NodeExtern) appendJSON(b []byte, trim string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// plainJSON tells the bytes appendString copies as they are: printable
+// ASCII but for the quote, the backslash and the HTML-sensitive <, > and &.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string exactly as etcd 3.4 writes it
 // (encoding/json of Go 1.19): HTML-sensitive characters, U+2028 and U+2029
 // escaped, control characters other than \n, \r and \t as \u00XX, invalid
@@ -151,11 +160,11 @@ func appendString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if plainJSON[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':

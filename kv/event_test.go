@@ -3,6 +3,7 @@ package kv
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -288,4 +289,16 @@ func BenchmarkEventAppendJSON(b *testing.B) {
 		buf = e.AppendJSON(buf[:0], "/1", false)
 	}
 	b.SetBytes(int64(len(buf)))
+}
+
+func BenchmarkAppendString(b *testing.B) {
+	for _, s := range []string{strings.Repeat("x", 64), `{"host":"10.0.0.42","port":8080,"tags":["a<b","c&d"]}`, "ünïcödé välüé " + strings.Repeat("é", 20)} {
+		b.Run(strconv.Itoa(len(s)), func(b *testing.B) {
+			buf := make([]byte, 0, 256)
+			b.SetBytes(int64(len(s)))
+			for b.Loop() {
+				buf = appendString(buf[:0], s)
+			}
+		})
+	}
 }

@@ -79,7 +79,11 @@ func (h *history) scan(key string, recursive bool, index uint64) (*Event, *Error
 	return nil, nil
 }
 
-// cleanPath makes p absolute and clean, as every store path is.
+// cleanPath makes p absolute and clean, as every store path is. An
+// absolute path that is clean already comes back as it is, unallocated.
 func cleanPath(p string) string {
+	if p != "" && p[0] == '/' {
+		return path.Clean(p)
+	}
 	return path.Clean(path.Join("/", p))
 }

@@ -54,27 +54,39 @@ func (n *node) expirationAndTTL(now int64) (int64, int64) {
 // repr is the node as a client sees it; directories list their visible
 // children when recursive is set.
 func (n *node) repr(recursive, sorted bool, now int64) *NodeExtern {
-	e := &NodeExtern{Key: n.path, ModifiedIndex: n.modifiedIndex, CreatedIndex: n.createdIndex}
+	e := &NodeExtern{}
+	n.reprInto(e, recursive, sorted, now)
+	return e
+}
+
+// reprInto is repr into a NodeExtern the caller provides.
+func (n *node) reprInto(e *NodeExtern, recursive, sorted bool, now int64) {
+	*e = NodeExtern{Key: n.path, ModifiedIndex: n.modifiedIndex, CreatedIndex: n.createdIndex}
 	e.Expiration, e.TTL = n.expirationAndTTL(now)
 	if !n.isDir() {
 		e.Value, e.HasValue = n.value, true
-		return e
+		return
 	}
 	e.Dir = true
 	if recursive {
 		e.Nodes = n.listVisible(true, sorted, now)
 	}
-	return e
 }
 
 // listing is the node as a Get returns it: a directory always lists one
 // level of its visible children (all levels when recursive).
 func (n *node) listing(recursive, sorted bool, now int64) *NodeExtern {
-	e := n.repr(false, false, now)
+	e := &NodeExtern{}
+	n.listingInto(e, recursive, sorted, now)
+	return e
+}
+
+// listingInto is listing into a NodeExtern the caller provides.
+func (n *node) listingInto(e *NodeExtern, recursive, sorted bool, now int64) {
+	n.reprInto(e, false, false, now)
 	if n.isDir() {
 		e.Nodes = n.listVisible(recursive, sorted, now)
 	}
-	return e
 }
 
 func (n *node) listVisible(recursive, sorted bool, now int64) []*NodeExtern {

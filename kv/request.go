@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
+	"slices"
 )
 
 // Methods a Request can carry.
@@ -78,8 +80,9 @@ const (
 	flagRefresh
 )
 
-// AppendBinary appends r's compact binary encoding.
+// AppendBinary appends r's compact binary encoding, growing b at most once.
 func (r *Request) AppendBinary(b []byte) []byte {
+	b = slices.Grow(b, r.binarySize())
 	b = append(b, r.Method, r.PrevExist)
 	var flags byte
 	if r.Dir {
@@ -102,6 +105,21 @@ func (r *Request) AppendBinary(b []byte) []byte {
 	}
 	return b
 }
+
+// binarySize is the length of r's binary encoding.
+func (r *Request) binarySize() int {
+	n := 3 + uvarintSize(r.ID) + uvarintSize(r.PrevIndex) + varintSize(r.Expiration) + varintSize(r.Time)
+	for _, s := range [...]string{r.Path, r.Value, r.PrevValue} {
+		n += uvarintSize(uint64(len(s))) + len(s)
+	}
+	return n
+}
+
+// uvarintSize is how many bytes binary.AppendUvarint writes for x.
+func uvarintSize(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
+
+// varintSize is how many bytes binary.AppendVarint writes for x.
+func varintSize(x int64) int { return uvarintSize(uint64(x)<<1 ^ uint64(x>>63)) }
 
 var errShortRequest = errors.New("request encoding is truncated")
 

@@ -111,7 +111,9 @@ func (s *Store) Lookup(p string, recursive, sorted bool, now int64) (*Event, *Er
 	if err != nil {
 		return nil, err
 	}
-	return &Event{Action: ActionGet, Node: n.listing(recursive, sorted, now), EtcdIndex: s.index}, nil
+	e := newEvent(ActionGet, s.index)
+	n.listingInto(e.Node, recursive, sorted, now)
+	return e, nil
 }
 
 // Set writes a file (or an empty directory) at p, replacing a file there.
@@ -182,7 +184,7 @@ func (s *Store) create(p string, dir bool, value string, unique, replace bool, e
 		err.Index = curr
 		return nil, err
 	}
-	e := &Event{Action: action, EtcdIndex: next}
+	e := newEvent(action, next)
 	if old, ok := parent.children[name]; ok {
 		if !replace {
 			return nil, NewError(EcodeNodeExist, p, curr)
@@ -203,9 +205,19 @@ func (s *Store) create(p string, dir bool, value string, unique, replace bool, e
 	if expire != 0 {
 		s.ttls.push(n)
 	}
-	e.Node = n.repr(false, false, now)
+	n.reprInto(e.Node, false, false, now)
 	s.index = next
 	return e, nil
+}
+
+// newEvent is an event whose Node is allocated with it, to be filled in.
+func newEvent(action string, index uint64) *Event {
+	x := &struct {
+		ev   Event
+		node NodeExtern
+	}{}
+	x.ev = Event{Action: action, EtcdIndex: index, Node: &x.node}
+	return &x.ev
 }
 
 // Update changes the value or TTL of the node at p, which must exist.
@@ -232,14 +244,15 @@ func (s *Store) update(p string, value string, opts TTLOptions, now int64) (*Eve
 	if opts.Refresh {
 		value = n.value
 	}
-	e := &Event{Action: ActionUpdate, EtcdIndex: next, PrevNode: n.repr(false, false, now)}
+	e := newEvent(ActionUpdate, next)
+	e.PrevNode = n.repr(false, false, now)
 	if !n.isDir() {
 		// directories keep their modified index: only a file's content changes
 		n.value = value
 		n.modifiedIndex = next
 	}
 	s.setExpire(n, opts.ExpireTime)
-	e.Node = n.repr(false, false, now)
+	n.reprInto(e.Node, false, false, now)
 	e.Node.ModifiedIndex, e.Node.CreatedIndex = next, n.createdIndex
 	s.index = next
 	s.publish(e, opts.Refresh)
@@ -281,11 +294,12 @@ func (s *Store) compareAndSwap(p, prevValue string, prevIndex uint64, value stri
 		value = n.value
 	}
 	s.index++
-	e := &Event{Action: ActionCompareAndSwap, EtcdIndex: s.index, PrevNode: n.repr(false, false, now)}
+	e := newEvent(ActionCompareAndSwap, s.index)
+	e.PrevNode = n.repr(false, false, now)
 	n.value = value
 	n.modifiedIndex = s.index
 	s.setExpire(n, opts.ExpireTime)
-	e.Node = n.repr(false, false, now)
+	n.reprInto(e.Node, false, false, now)
 	s.publish(e, opts.Refresh)
 	return e, nil
 }

@@ -794,6 +794,13 @@ func sampleRequests() []Request {
 func TestRequestBinaryRoundTrip(t *testing.T) {
 	for i, r := range sampleRequests() {
 		b := r.AppendBinary(nil)
+		if len(b) != r.binarySize() {
+			t.Errorf("request %d: encoding of %d bytes, binarySize %d", i, len(b), r.binarySize())
+		}
+		// a buffer of exactly that capacity is written in place
+		if exact := make([]byte, 0, r.binarySize()); &r.AppendBinary(exact)[:1][0] != &exact[:1][0] {
+			t.Errorf("request %d: AppendBinary grew a buffer of binarySize", i)
+		}
 		var got Request
 		if err := got.UnmarshalBinary(b); err != nil {
 			t.Fatalf("request %d: %v", i, err)

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+)
+
+// The parameters a keys request reads, as indexes into keyParams.
+const (
+	paramPrevIndex = iota
+	paramWaitIndex
+	paramRecursive
+	paramSorted
+	paramWait
+	paramDir
+	paramQuorum
+	paramStream
+	paramPrevValue
+	paramNoValueOnSuccess
+	paramTTL
+	paramPrevExist
+	paramRefresh
+	paramValue
+	numKeyParams
+)
+
+// keyParamNames are the parameters' names, by index.
+var keyParamNames = [numKeyParams]string{
+	"prevIndex", "waitIndex", "recursive", "sorted", "wait", "dir", "quorum", "stream",
+	"prevValue", "noValueOnSuccess", "ttl", "prevExist", "refresh", "value",
+}
+
+// keyParamIndex is the index of the parameter called name, or -1.
+func keyParamIndex(name string) int {
+	switch name {
+	case "prevIndex":
+		return paramPrevIndex
+	case "waitIndex":
+		return paramWaitIndex
+	case "recursive":
+		return paramRecursive
+	case "sorted":
+		return paramSorted
+	case "wait":
+		return paramWait
+	case "dir":
+		return paramDir
+	case "quorum":
+		return paramQuorum
+	case "stream":
+		return paramStream
+	case "prevValue":
+		return paramPrevValue
+	case "noValueOnSuccess":
+		return paramNoValueOnSuccess
+	case "ttl":
+		return paramTTL
+	case "prevExist":
+		return paramPrevExist
+	case "refresh":
+		return paramRefresh
+	case "value":
+		return paramValue
+	}
+	return -1
+}
+
+// keyParams is what a keys request's form says about the parameters it
+// reads: whether each was given and its first value, the body's values
+// coming before the query's as in http.Request.Form.
+type keyParams struct {
+	set [numKeyParams]bool
+	val [numKeyParams]string
+}
+
+// has reports whether the parameter was given.
+func (p *keyParams) has(i int) bool { return p.set[i] }
+
+// get is the parameter's first value, "" when it was not given.
+func (p *keyParams) get(i int) string { return p.val[i] }
+
+// maxFormBody is how much of a form body http.Request.ParseForm reads
+// before it gives up with "http: POST too large".
+const maxFormBody = 10 << 20
+
+// maxFastParams bounds the parameters the hand parser takes on; a form
+// with more goes to ParseForm, which applies its own limit.
+const maxFastParams = 1000
+
+// formFastPath is false when GODEBUG may change url.ParseQuery's limit
+// on parameters at start: then every form goes to ParseForm.
+var formFastPath = !strings.Contains(os.Getenv("GODEBUG"), "urlmaxqueryparams")
+
+var formBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// readKeyParams fills p from r's query and form body exactly as
+// r.ParseForm followed by lookups in r.Form would, with the same error.
+// The usual request (a query and, for POST and PUT, a body of type
+// application/x-www-form-urlencoded, all well formed) is parsed by hand
+// without building r.Form; anything else is handed to ParseForm, with the
+// body replayed if it was read.
+func readKeyParams(r *http.Request, p *keyParams) error {
+	if formFastPath && r.Form == nil && r.PostForm == nil && r.URL != nil {
+		if readKeyParamsFast(r, p) {
+			return nil
+		}
+		*p = keyParams{}
+	}
+	err := r.ParseForm()
+	for i, name := range keyParamNames {
+		if vs := r.Form[name]; len(vs) > 0 {
+			p.set[i], p.val[i] = true, vs[0]
+		}
+	}
+	return err
+}
+
+// readKeyParamsFast parses r's form by hand; false means it could not
+// (p is then partly filled and r.Body, if read, is ready to be read again).
+func readKeyParamsFast(r *http.Request, p *keyParams) bool {
+	if r.Method != http.MethodPost && r.Method != http.MethodPut && r.Method != http.MethodPatch {
+		return scanForm(r.URL.RawQuery, p)
+	}
+	if ct := r.Header["Content-Type"]; len(ct) > 0 && ct[0] != "" {
+		// ParseForm treats a missing type as application/octet-stream
+		// and reads no body then
+		if ct[0] != "application/x-www-form-urlencoded" || r.Body == nil {
+			return false
+		}
+		bp := formBufPool.Get().(*[]byte)
+		defer func() {
+			if cap(*bp) <= 64<<10 {
+				formBufPool.Put(bp)
+			}
+		}()
+		b, err := readFormBody(r.Body, (*bp)[:0], r.ContentLength)
+		*bp = b
+		if err != nil || len(b) > maxFormBody || !scanForm(b, p) || !scanForm(r.URL.RawQuery, p) {
+			r.Body = &replayBody{Reader: io.MultiReader(bytes.NewReader(bytes.Clone(b)), errOrRest(err, r.Body))}
+			return false
+		}
+		return true
+	}
+	return scanForm(r.URL.RawQuery, p)
+}
+
+// readFormBody reads body to its end into b, or until it has more than
+// maxFormBody bytes or fails.
+func readFormBody(body io.Reader, b []byte, contentLength int64) ([]byte, error) {
+	if contentLength > 0 && contentLength < maxFormBody && int(contentLength) >= cap(b) {
+		b = make([]byte, 0, contentLength+1)
+	}
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := body.Read(b[len(b):min(cap(b), maxFormBody+1)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil || len(b) > maxFormBody {
+			return b, err
+		}
+	}
+}
+
+// errOrRest is what follows the part of a body already read: the error
+// reading it stopped at, or the rest of it.
+func errOrRest(err error, body io.Reader) io.Reader {
+	if err != nil {
+		return errReader{err}
+	}
+	return body
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// replayBody is a request body read again from a copy of its start.
+type replayBody struct{ io.Reader }
+
+func (*replayBody) Close() error { return nil }
+
+// scanForm adds the known parameters of the form s to p, first value
+// first, as url.ParseQuery would split and decode it. It returns false,
+// leaving the error to ParseQuery, when s has anything ParseQuery rejects
+// (a semicolon, a malformed escape) or too many parameters.
+func scanForm[T string | []byte](s T, p *keyParams) bool {
+	params := 1
+	for i := 0; i < len(s); i++ {
+		if s[i] == '&' {
+			if params++; params > maxFastParams {
+				return false
+			}
+		}
+	}
+	for start := 0; start < len(s); {
+		end, eq, keyEscaped := start, -1, false
+		for ; end < len(s) && s[end] != '&'; end++ {
+			switch s[end] {
+			case ';':
+				return false
+			case '=':
+				if eq < 0 {
+					eq = end
+				}
+			case '%':
+				if end+2 >= len(s) || !isHex(s[end+1]) || !isHex(s[end+2]) {
+					return false
+				}
+				keyEscaped = keyEscaped || eq < 0
+			case '+':
+				keyEscaped = keyEscaped || eq < 0
+			}
+		}
+		seg, key, val := start, end, end
+		start = end + 1
+		if seg == end {
+			continue
+		}
+		if eq >= 0 {
+			key, val = eq, eq+1
+		}
+		var i int
+		if keyEscaped {
+			i = keyParamIndex(unescapeForm(s[seg:key]))
+		} else {
+			i = keyParamIndex(string(s[seg:key]))
+		}
+		if i < 0 || p.set[i] {
+			continue
+		}
+		p.set[i], p.val[i] = true, unescapeForm(s[val:end])
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// unescapeForm decodes a form component whose escapes are well formed:
+// %XX is the byte XX and + a space.
+func unescapeForm[T string | []byte](s T) string {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' || s[i] == '+' {
+			n++
+		}
+	}
+	if n == 0 {
+		return string(s)
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '%':
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+		case '+':
+			b.WriteByte(' ')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
