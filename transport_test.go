@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -1027,4 +1029,85 @@ func TestTransportKeepalive(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		return c.fake.count() > 0
 	}, "message over the new stream")
+}
+
+// ---- benchmarks ----
+
+// trEchoRaft is a transportRaft for benchmarks: a MsgApp is answered with a
+// MsgAppResp through send, and every MsgAppResp is passed to got.
+type trEchoRaft struct {
+	send func([]raftpb.Message)
+	got  chan raftpb.Message
+}
+
+func (e *trEchoRaft) Process(ctx context.Context, m raftpb.Message) error {
+	switch m.Type {
+	case raftpb.MsgApp:
+		e.send([]raftpb.Message{{Type: raftpb.MsgAppResp, From: m.To, To: m.From, Term: m.Term, Index: m.Index + uint64(len(m.Entries))}})
+	case raftpb.MsgAppResp:
+		e.got <- m
+	}
+	return nil
+}
+func (e *trEchoRaft) ReportUnreachable(id uint64)                          {}
+func (e *trEchoRaft) ReportSnapshot(id uint64, status raft.SnapshotStatus) {}
+
+// trBenchPair links two transports whose raft answers MsgApp; replies to a
+// arrive on the returned channel.
+func trBenchPair(b *testing.B) (a *trNode, replies chan raftpb.Message) {
+	// Tearing the pair down breaks its streams; that is no news here.
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	b.Cleanup(func() { slog.SetDefault(prev) })
+	ra := &trEchoRaft{got: make(chan raftpb.Message, 1024)}
+	rb := &trEchoRaft{}
+	a = trStartNode(b, 1, 0x77, ra, "")
+	bn := trStartNode(b, 2, 0x77, rb, "")
+	ra.send, rb.send = a.tr.Send, bn.tr.Send
+	trLink(b, a, bn)
+	return a, ra.got
+}
+
+// trBenchApp is a MsgApp the size of one small client write.
+func trBenchApp(idx uint64) raftpb.Message {
+	return raftpb.Message{
+		Type: raftpb.MsgApp, From: 1, To: 2, Term: 3, LogTerm: 3, Index: idx, Commit: idx,
+		Entries: []raftpb.Entry{{Term: 3, Index: idx + 1, Data: bytes.Repeat([]byte("v"), 160)}},
+	}
+}
+
+// BenchmarkTransportRoundTrip measures one MsgApp from a to b and its answer
+// back, one at a time: the latency of two message hops.
+func BenchmarkTransportRoundTrip(b *testing.B) {
+	a, replies := trBenchPair(b)
+	msgs := []raftpb.Message{trBenchApp(0)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		msgs[0].Index = uint64(i)
+		a.tr.Send(msgs)
+		<-replies // a lost message hangs the benchmark until go test times out
+	}
+}
+
+// BenchmarkTransportPipelined keeps up to 64 MsgApp in flight from a to b,
+// each answered by b: the cost per message under load.
+func BenchmarkTransportPipelined(b *testing.B) {
+	a, replies := trBenchPair(b)
+	const window = 64
+	msgs := []raftpb.Message{trBenchApp(0)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	inflight := 0
+	for i := 0; i < b.N; i++ {
+		for ; inflight >= window; inflight-- {
+			<-replies
+		}
+		msgs[0].Index = uint64(i)
+		a.tr.Send(msgs)
+		inflight++
+	}
+	for ; inflight > 0; inflight-- {
+		<-replies
+	}
 }
