@@ -34,6 +34,9 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,10 +174,9 @@ type Transport struct {
 	timeouts  transportTimeouts
 	queueSize int
 
-	streamRT     *http.Transport
-	snapRT       *http.Transport
-	streamClient *http.Client
-	snapClient   *http.Client
+	dialer     *net.Dialer // streams dial for themselves
+	snapRT     *http.Transport
+	snapClient *http.Client
 
 	filter    atomic.Pointer[trFilter]
 	onRemoved atomic.Pointer[func()] // called when a peer says this member was removed
@@ -208,19 +210,13 @@ func NewTransport(localID, clusterID uint64, r transportRaft) *Transport {
 		removed:   make(map[uint64]bool),
 		inbound:   make(map[*trInbound]struct{}),
 	}
-	dialer := &net.Dialer{Timeout: t.timeouts.dial, KeepAlive: 30 * time.Second}
-	t.streamRT = &http.Transport{
-		DialContext:        dialer.DialContext,
-		DisableCompression: true,
-		DisableKeepAlives:  true, // a stream's connection is never reused
-	}
+	t.dialer = &net.Dialer{Timeout: t.timeouts.dial, KeepAlive: 30 * time.Second}
 	t.snapRT = &http.Transport{
-		DialContext:         dialer.DialContext,
+		DialContext:         t.dialer.DialContext,
 		DisableCompression:  true,
 		MaxIdleConnsPerHost: 1,
 		IdleConnTimeout:     30 * time.Second,
 	}
-	t.streamClient = &http.Client{Transport: t.streamRT}
 	t.snapClient = &http.Client{Transport: t.snapRT}
 	now := time.Now()
 	t.sendRate.start, t.recvRate.start = now, now
@@ -335,7 +331,6 @@ func (t *Transport) Stop() {
 		}
 		t.wg.Wait()
 		t.inWG.Wait()
-		t.streamRT.CloseIdleConnections()
 		t.snapRT.CloseIdleConnections()
 		slog.Debug("raft transport stopped", "local", trHex(t.localID))
 	})
@@ -437,20 +432,20 @@ func (t *Transport) Totals() transportTotals {
 	return tt
 }
 
-// setHeaders puts the identifying headers on an outgoing request.
-func (t *Transport) setHeaders(req *http.Request, to uint64) {
-	req.Header.Set(transportHeaderClusterID, trHex(t.clusterID))
-	req.Header.Set(transportHeaderFrom, trHex(t.localID))
-	req.Header.Set(transportHeaderTo, trHex(to))
-	req.Header.Set("Content-Type", transportContentType)
+// idHeaders puts the identifying headers of a request to member to in h.
+func (t *Transport) idHeaders(h http.Header, to uint64) {
+	h.Set(transportHeaderClusterID, trHex(t.clusterID))
+	h.Set(transportHeaderFrom, trHex(t.localID))
+	h.Set(transportHeaderTo, trHex(to))
+	h.Set("Content-Type", transportContentType)
 }
 
-// noteSent counts a batch written to a peer.
-func (t *Transport) noteSent(msgs, bytes, appends uint64) {
+// noteSent counts a batch written to a peer at about now.
+func (t *Transport) noteSent(now time.Time, msgs, bytes, appends uint64) {
 	t.sendMsgs.Add(msgs)
 	t.sendBytes.Add(bytes)
 	t.sendAppend.Add(appends)
-	t.sendRate.add(time.Now(), msgs, bytes)
+	t.sendRate.add(now, msgs, bytes)
 }
 
 // noteReceived counts one received message and, for a heartbeat response,
@@ -688,19 +683,65 @@ func (p *trPeer) stats() transportPeerStats {
 	}
 }
 
-// trConn is one outgoing stream: the pipe feeding the request body and what
-// is needed to tear the request down.
+// trConn is one outgoing stream: a TCP connection of its own on which the
+// stream's request was written by hand and accepted by the peer. The pump
+// writes frames straight to it, with no goroutine in between.
 type trConn struct {
-	url    string
-	pw     *io.PipeWriter
-	cancel context.CancelFunc
-	done   chan struct{} // closed once the request or its response has ended
+	url         string
+	conn        net.Conn
+	done        chan struct{} // closed once the peer's (empty) response has ended
+	unhook      func() bool   // undoes closing conn when the peer's context ends
+	closeOnce   sync.Once
+	deadlineSet time.Time // when pump last moved the write deadline
 }
 
-// close tears the stream down; blocked writes return err.
-func (c *trConn) close(err error) {
-	c.cancel()
-	_ = c.pw.CloseWithError(err)
+// close tears the stream down; a blocked write returns.
+func (c *trConn) close() {
+	c.closeOnce.Do(func() {
+		c.unhook()
+		_ = c.conn.Close()
+	})
+}
+
+// trChunkRoom is the room kept in front of a chunk's payload for its size
+// line: at most 16 hex digits and CRLF.
+const trChunkRoom = 18
+
+// trChunkSize is about how much payload one chunk, and one write to the
+// connection, carries; a larger batch is written in several chunks.
+const trChunkSize = 64 << 10
+
+// trChunkStart empties buf, keeping its storage, for a new chunk.
+func trChunkStart(buf []byte) []byte {
+	return append(buf[:0], make([]byte, trChunkRoom)...)
+}
+
+// armDeadline makes sure that a write starting at now may take d. The
+// deadline is moved only when it has less than d left, giving between d and
+// 1.25 d, so that most batches do not touch it.
+func (c *trConn) armDeadline(now time.Time, d time.Duration) {
+	if now.Sub(c.deadlineSet) > d/4 {
+		_ = c.conn.SetWriteDeadline(now.Add(d + d/4))
+		c.deadlineSet = now
+	}
+}
+
+// writeChunk writes buf[trChunkRoom:] to the connection as one HTTP/1.1
+// chunk and returns buf emptied for the next one.
+func (c *trConn) writeChunk(buf []byte) ([]byte, error) {
+	var line [trChunkRoom]byte
+	l := strconv.AppendUint(line[:0], uint64(len(buf)-trChunkRoom), 16)
+	l = append(l, '\r', '\n')
+	start := trChunkRoom - len(l)
+	copy(buf[start:], l)
+	buf = append(buf, '\r', '\n')
+	if _, err := c.conn.Write(buf[start:]); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = trErrWriteTimeout
+		}
+		return buf[:trChunkRoom], err
+	}
+	return buf[:trChunkRoom], nil
 }
 
 // runStream keeps a stream to the peer open, reconnecting with backoff and
@@ -708,8 +749,7 @@ func (c *trConn) close(err error) {
 func (p *trPeer) runStream() {
 	defer p.t.wg.Done()
 	to := p.timeouts
-	bw := bufio.NewWriterSize(io.Discard, 32<<10)
-	var scratch []byte
+	var out []byte // the pump's reused chunk buffer
 	backoff := to.backoffMin
 	next := 0 // index of the URL to try next
 	failedInRound := 0
@@ -757,9 +797,9 @@ func (p *trPeer) runStream() {
 		p.failQueued() // anything queued before the stream came up is stale
 		p.connected.Store(true)
 		slog.Info("raft transport: stream to peer connected", "local", trHex(p.t.localID), "peer", trHex(p.id), "url", u)
-		err = p.pump(c, bw, &scratch)
+		err = p.pump(c, &out)
 		p.connected.Store(false)
-		c.close(err)
+		c.close()
 		p.failQueued()
 		p.heartbeatLost()
 		if p.ctx.Err() != nil {
@@ -777,54 +817,88 @@ func (p *trPeer) runStream() {
 }
 
 // dial opens a stream at base URL u and waits for the peer to accept it.
+// The request is an ordinary HTTP/1.1 POST with a chunked body, but it is
+// written by hand on a connection of its own, so that the pump can write
+// frames to the socket itself instead of handing them to net/http's writer.
 func (p *trPeer) dial(u string) (*trConn, error) {
-	ctx, cancel := context.WithCancel(p.ctx)
-	pr, pw := io.Pipe()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+transportStreamPath, pr)
+	deadline := time.Now().Add(p.timeouts.header)
+	target, err := url.Parse(u + transportStreamPath)
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("build stream request for %s: %w", u, err)
+		return nil, fmt.Errorf("parse stream URL %s: %w", u, err)
 	}
-	p.t.setHeaders(req, p.id)
-	c := &trConn{url: u, pw: pw, cancel: cancel, done: make(chan struct{})}
-	accepted := make(chan error, 1)
+	if target.Scheme != "http" || target.Host == "" {
+		return nil, fmt.Errorf("stream URL %s: want http://host:port", u)
+	}
+	addr := target.Host
+	if target.Port() == "" {
+		addr = net.JoinHostPort(target.Hostname(), "80")
+	}
+	conn, err := p.t.dialer.DialContext(p.ctx, "tcp", addr)
+	if err != nil {
+		if p.ctx.Err() != nil {
+			return nil, trErrStopped
+		}
+		return nil, fmt.Errorf("open raft stream to %s: %w", target, err)
+	}
+	c := &trConn{url: u, conn: conn, done: make(chan struct{})}
+	c.unhook = context.AfterFunc(p.ctx, func() { _ = conn.Close() })
+	resp, err := p.handshake(c, target, deadline)
+	if err != nil {
+		c.close()
+		if p.ctx.Err() != nil {
+			return nil, trErrStopped
+		}
+		return nil, err
+	}
 	p.t.wg.Add(1)
 	go func() {
 		defer p.t.wg.Done()
 		defer close(c.done)
-		resp, err := p.t.streamClient.Do(req)
-		if err != nil {
-			accepted <- fmt.Errorf("open raft stream: %w", err)
-			return
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			if resp.StatusCode == http.StatusGone {
-				if f := p.t.onRemoved.Load(); f != nil {
-					go (*f)()
-				}
-			}
-			accepted <- trStatusError(resp)
-			return
-		}
-		accepted <- nil
 		// The response carries nothing; it ends when the peer goes away.
 		_, _ = io.Copy(io.Discard, resp.Body)
 	}()
-	timer := time.NewTimer(p.timeouts.header)
-	defer timer.Stop()
-	select {
-	case err = <-accepted:
-	case <-timer.C:
-		err = fmt.Errorf("post %s: no answer within %v", u+transportStreamPath, p.timeouts.header)
-	case <-p.ctx.Done():
-		err = trErrStopped
+	return c, nil
+}
+
+// handshake writes the stream's request headers on c and reads the peer's
+// answer, both before deadline. It returns the response once the peer
+// accepted the stream; its body is to be read until the peer goes away.
+func (p *trPeer) handshake(c *trConn, target *url.URL, deadline time.Time) (*http.Response, error) {
+	_ = c.conn.SetDeadline(deadline)
+	h := make(http.Header, 6)
+	p.t.idHeaders(h, p.id)
+	h.Set("User-Agent", "etcdlite")
+	h.Set("Transfer-Encoding", "chunked")
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: %s\r\n", target.RequestURI(), target.Host)
+	_ = h.Write(&b)
+	b.WriteString("\r\n")
+	timedOut := func(err error) error {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("post %s: no answer within %v", target, p.timeouts.header)
+		}
+		return err
 	}
+	if _, err := c.conn.Write(b.Bytes()); err != nil {
+		return nil, timedOut(fmt.Errorf("send stream request to %s: %w", target, err))
+	}
+	req := &http.Request{Method: http.MethodPost, URL: target, Host: target.Host, Header: h}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(c.conn, 4096), req)
 	if err != nil {
-		c.close(err)
+		return nil, timedOut(fmt.Errorf("read answer to stream request from %s: %w", target, err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode == http.StatusGone {
+			if f := p.t.onRemoved.Load(); f != nil {
+				go (*f)()
+			}
+		}
+		err := trStatusError(resp)
+		_ = resp.Body.Close()
 		return nil, err
 	}
-	return c, nil
+	_ = c.conn.SetDeadline(time.Time{})
+	return resp, nil
 }
 
 // trStatusError turns a refusal into an error that carries the peer's text.
@@ -839,16 +913,16 @@ type trBatch struct {
 }
 
 // pump writes queued messages to the stream until it breaks or the peer
-// stops. Each batch writes everything queued, then flushes once.
-func (p *trPeer) pump(c *trConn, bw *bufio.Writer, scratch *[]byte) error {
+// stops. Each batch encodes everything queued into out and writes it, in
+// chunks of about trChunkSize, with one write call each.
+func (p *trPeer) pump(c *trConn, out *[]byte) error {
 	to := p.timeouts
-	bw.Reset(c.pw)
-	keepalive := time.NewTimer(to.keepalive)
-	defer keepalive.Stop()
-	// The watchdog breaks the stream if a batch cannot reach the peer in time.
-	watchdog := time.AfterFunc(time.Hour, func() { c.close(trErrWriteTimeout) })
-	watchdog.Stop()
-	defer watchdog.Stop()
+	// An idle stream sends a keepalive at most to.keepalive after its last
+	// frame: the ticker runs twice as often and a tick sends one only if
+	// nothing was written since the previous tick.
+	tick := time.NewTicker(max(to.keepalive/2, time.Millisecond))
+	defer tick.Stop()
+	active := true
 	for {
 		select {
 		case <-p.ctx.Done():
@@ -859,80 +933,81 @@ func (p *trPeer) pump(c *trConn, bw *bufio.Writer, scratch *[]byte) error {
 			if !p.hasURL(c.url) {
 				return fmt.Errorf("peer URL %s is no longer listed", c.url)
 			}
-		case <-keepalive.C:
-			var empty [8]byte
-			watchdog.Reset(to.write)
-			_, err := bw.Write(empty[:])
-			if err == nil {
-				err = bw.Flush()
+		case <-tick.C:
+			if active {
+				active = false
+				continue
 			}
-			watchdog.Stop()
+			c.armDeadline(time.Now(), to.write)
+			var empty [8]byte
+			buf, err := c.writeChunk(append(trChunkStart(*out), empty[:]...))
+			*out = buf
 			if err != nil {
 				return fmt.Errorf("write keepalive: %w", err)
 			}
-			keepalive.Reset(to.keepalive)
+			active = true
 		case m := <-p.queue:
+			now := time.Now()
+			c.armDeadline(now, to.write)
 			var b trBatch
-			watchdog.Reset(to.write)
-			err := p.encode(bw, &m, scratch, &b)
+			var err error
+			buf := p.encode(trChunkStart(*out), &m, &b)
 		more:
-			for err == nil && b.bytes < transportMaxBatchBytes {
+			for b.bytes < transportMaxBatchBytes {
+				if len(buf) >= trChunkRoom+trChunkSize {
+					if buf, err = c.writeChunk(buf); err != nil {
+						break
+					}
+				}
 				select {
 				case m = <-p.queue:
-					err = p.encode(bw, &m, scratch, &b)
+					buf = p.encode(buf, &m, &b)
 				default:
 					break more
 				}
 			}
-			if err == nil {
-				err = bw.Flush()
+			if err == nil && len(buf) > trChunkRoom {
+				buf, err = c.writeChunk(buf)
 			}
-			watchdog.Stop()
-			if cap(*scratch) > transportKeepBufSize {
-				*scratch = nil
+			if cap(buf) > transportKeepBufSize {
+				buf = nil
 			}
+			*out = buf
 			if err != nil {
 				p.drop(b.msgs)
 				return fmt.Errorf("write batch of %d messages: %w", b.msgs, err)
 			}
 			p.batches.Add(1)
 			p.success.Add(b.msgs)
-			p.t.noteSent(b.msgs, b.bytes, b.appends)
-			keepalive.Reset(to.keepalive)
+			p.t.noteSent(now, b.msgs, b.bytes, b.appends)
+			active = true
 		}
 	}
 }
 
-// encode writes one frame to bw, marshalling into the reused scratch buffer.
-// A message that cannot be encoded is dropped; only write errors are returned.
-func (p *trPeer) encode(bw *bufio.Writer, m *raftpb.Message, scratch *[]byte, b *trBatch) error {
+// encode appends m's frame to buf and counts it in b. A message that cannot
+// be encoded is dropped.
+func (p *trPeer) encode(buf []byte, m *raftpb.Message, b *trBatch) []byte {
 	size := m.Size()
 	if size > transportMaxFrameSize {
 		slog.Error("raft transport: message too large, dropped", "local", trHex(p.t.localID), "peer", trHex(p.id), "type", m.Type.String(), "size", size)
 		p.drop(1)
-		return nil
+		return buf
 	}
-	need := 8 + size
-	if cap(*scratch) < need {
-		*scratch = make([]byte, max(need, 4096))
-	}
-	frame := (*scratch)[:need]
-	binary.BigEndian.PutUint64(frame, uint64(size))
-	if _, err := m.MarshalToSizedBuffer(frame[8:]); err != nil {
+	off := len(buf)
+	buf = slices.Grow(buf, 8+size)[:off+8+size]
+	binary.BigEndian.PutUint64(buf[off:], uint64(size))
+	if _, err := m.MarshalToSizedBuffer(buf[off+8:]); err != nil {
 		slog.Error("raft transport: cannot marshal message, dropped", "local", trHex(p.t.localID), "peer", trHex(p.id), "type", m.Type.String(), "err", err)
 		p.drop(1)
-		return nil
-	}
-	if _, err := bw.Write(frame); err != nil {
-		b.msgs++ // counted as lost with the rest of the batch
-		return err
+		return buf[:off]
 	}
 	b.msgs++
-	b.bytes += uint64(need)
+	b.bytes += uint64(8 + size)
 	if m.Type == raftpb.MsgApp {
 		b.appends++
 	}
-	return nil
+	return buf
 }
 
 // runSnapshots sends MsgSnap messages one at a time on the snapshot path and
@@ -957,7 +1032,7 @@ func (p *trPeer) runSnapshots() {
 			continue
 		}
 		p.success.Add(1)
-		p.t.noteSent(1, uint64(size), 0)
+		p.t.noteSent(time.Now(), 1, uint64(size), 0)
 		slog.Info("raft transport: snapshot sent to peer", "local", trHex(p.t.localID), "peer", trHex(p.id), "index", m.Snapshot.Metadata.Index, "bytes", size)
 		p.t.raft.ReportSnapshot(p.id, raft.SnapshotFinish)
 	}
@@ -995,7 +1070,7 @@ func (p *trPeer) postSnapshot(u string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("build snapshot request for %s: %w", u, err)
 	}
-	p.t.setHeaders(req, p.id)
+	p.t.idHeaders(req.Header, p.id)
 	resp, err := p.t.snapClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("send snapshot: %w", err)
