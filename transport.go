@@ -448,10 +448,9 @@ func (t *Transport) noteSent(now time.Time, msgs, bytes, appends uint64) {
 	t.sendRate.add(now, msgs, bytes)
 }
 
-// noteReceived counts one received message and, for a heartbeat response,
-// records the peer's latency.
-func (t *Transport) noteReceived(m *raftpb.Message, size int) {
-	now := time.Now()
+// noteReceived counts one message received at now and, for a heartbeat
+// response, records the peer's latency.
+func (t *Transport) noteReceived(m *raftpb.Message, size int, now time.Time) {
 	t.recvMsgs.Add(1)
 	t.recvBytes.Add(uint64(size))
 	if m.Type == raftpb.MsgApp {
@@ -1252,23 +1251,39 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request, from uin
 	slog.Debug("raft transport: stream from peer ended", "local", trHex(t.localID), "peer", trHex(from), "err", err)
 }
 
+// trStreamBody is a stream's request body as readStream reads it: the
+// clock is read around each read from the network, not for every frame.
+type trStreamBody struct {
+	body        io.Reader
+	in          *trInbound
+	idle        time.Duration
+	deadlineSet time.Time
+	now         time.Time // when the last read returned
+}
+
+// Read reads from the body, first moving the idle deadline when it is due:
+// a stream silent for too long (no keepalive) is dead. The deadline is moved
+// only now and then, well before it expires.
+func (b *trStreamBody) Read(p []byte) (int, error) {
+	if now := time.Now(); now.Sub(b.deadlineSet) > min(time.Second, b.idle/4) {
+		_ = b.in.rc.SetReadDeadline(now.Add(b.idle))
+		b.deadlineSet = now
+		if b.in.killed.Load() { // kill may have set its deadline before ours
+			return 0, trErrStopped
+		}
+	}
+	n, err := b.body.Read(p)
+	b.now = time.Now()
+	return n, err
+}
+
 // readStream is serveStream's loop; it returns why the stream ended.
 func (t *Transport) readStream(in *trInbound, body io.Reader) error {
-	br := bufio.NewReaderSize(body, 64<<10)
+	sb := &trStreamBody{body: body, in: in, idle: t.timeouts.idle}
+	br := bufio.NewReaderSize(sb, 64<<10)
 	var hdr [8]byte
 	var buf []byte
-	var deadlineSet time.Time
-	idle := t.timeouts.idle
 	for {
-		// A stream silent for too long (no keepalive) is dead. The deadline
-		// is moved only now and then, well before it expires.
-		if now := time.Now(); now.Sub(deadlineSet) > min(time.Second, idle/4) {
-			_ = in.rc.SetReadDeadline(now.Add(idle))
-			deadlineSet = now
-			if in.killed.Load() { // kill may have set its deadline before ours
-				return trErrStopped
-			}
-		}
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			return fmt.Errorf("read frame header: %w", err)
 		}
@@ -1299,7 +1314,7 @@ func (t *Transport) readStream(in *trInbound, body io.Reader) error {
 			slog.Warn("raft transport: message with a forged sender dropped", "local", trHex(t.localID), "peer", trHex(in.from), "from", trHex(m.From))
 			continue
 		}
-		t.noteReceived(&m, len(frame)+8)
+		t.noteReceived(&m, len(frame)+8, sb.now)
 		if err := t.raft.Process(in.ctx, m); err != nil {
 			if in.ctx.Err() != nil {
 				return fmt.Errorf("process %s: %w", m.Type, err)
@@ -1353,7 +1368,7 @@ func (t *Transport) serveSnapshot(w http.ResponseWriter, r *http.Request, from u
 		http.Error(w, fmt.Sprintf("etcdlite: expected MsgSnap from %s, got %s from %s", trHex(from), m.Type, trHex(m.From)), http.StatusBadRequest)
 		return
 	}
-	t.noteReceived(&m, len(data))
+	t.noteReceived(&m, len(data), time.Now())
 	if err := t.raft.Process(in.ctx, m); err != nil {
 		slog.Warn("raft transport: raft refused snapshot", "local", trHex(t.localID), "peer", trHex(from), "err", err)
 		http.Error(w, "etcdlite: raft refused snapshot: "+err.Error(), http.StatusInternalServerError)
