@@ -868,6 +868,9 @@ func (p *trPeer) handshake(c *trConn, target *url.URL, deadline time.Time) (*htt
 	p.t.idHeaders(h, p.id)
 	h.Set("User-Agent", "etcdlite")
 	h.Set("Transfer-Encoding", "chunked")
+	// A stream's connection is never reused. Saying so also keeps a
+	// refusing server from first reading the body to its end (it never ends).
+	h.Set("Connection", "close")
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: %s\r\n", target.RequestURI(), target.Host)
 	_ = h.Write(&b)

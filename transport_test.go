@@ -568,6 +568,18 @@ func TestTransportRefusesRemovedMember(t *testing.T) {
 	}
 }
 
+// TestTransportRemovedHandler: a member whose stream a peer refuses as removed learns it promptly.
+func TestTransportRemovedHandler(t *testing.T) {
+	a := trStartNode(t, 1, 0x77, nil, "")
+	b := trStartNode(t, 2, 0x77, nil, "")
+	var called atomic.Int32
+	a.tr.SetRemovedHandler(func() { called.Add(1) })
+	trLink(t, a, b)
+	b.tr.RemovePeer(1)
+	// Well before the stream's header timeout: the refusal is read at once.
+	trWait(t, time.Second, func() bool { return called.Load() > 0 }, "a's removed handler")
+}
+
 // TestTransportSnapshot: MsgSnap takes the snapshot path without holding up the stream, and its outcome is reported.
 func TestTransportSnapshot(t *testing.T) {
 	a := trStartNode(t, 1, 0x77, nil, "")
