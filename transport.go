@@ -476,7 +476,7 @@ type trPeer struct {
 	ctx      context.Context   // cancelled when the peer is removed or the transport stops
 	cancel   context.CancelFunc
 
-	queue   chan raftpb.Message // messages for the stream
+	queue   trQueue             // messages for the stream
 	snapc   chan raftpb.Message // MsgSnap waiting for the snapshot goroutine
 	reportc chan struct{}       // wakes the report goroutine
 	urlc    chan struct{}       // the URLs changed
@@ -503,7 +503,7 @@ func newTrPeer(t *Transport, id uint64, urls []string) *trPeer {
 		timeouts: t.timeouts,
 		ctx:      ctx,
 		cancel:   cancel,
-		queue:    make(chan raftpb.Message, t.queueSize),
+		queue:    trQueue{limit: t.queueSize, wake: make(chan struct{}, 1)},
 		snapc:    make(chan raftpb.Message, 1),
 		reportc:  make(chan struct{}, 1),
 		urlc:     make(chan struct{}, 1),
@@ -572,14 +572,68 @@ func (p *trPeer) enqueue(m *raftpb.Message) {
 	// The measurement starts before the heartbeat is queued, so that its
 	// answer cannot arrive first.
 	measuring := m.Type == raftpb.MsgHeartbeat && p.heartbeatSent(time.Now())
-	select {
-	case p.queue <- *m:
-	default:
+	if !p.queue.push(m) {
 		if measuring {
 			p.heartbeatLost()
 		}
 		p.drop(1)
 	}
+}
+
+// trQueue is a peer's bounded queue of messages for its stream. Send
+// appends under a mutex and the pump takes everything queued at once: one
+// lock per batch on the pump's side instead of a channel operation per
+// message on both sides.
+type trQueue struct {
+	mu    sync.Mutex
+	msgs  []raftpb.Message
+	limit int
+	// wake holds a token whenever msgs went from empty to not empty and
+	// the pump has not been woken for it yet.
+	wake chan struct{}
+}
+
+// push queues a copy of m, or tells that the queue is full.
+func (q *trQueue) push(m *raftpb.Message) bool {
+	q.mu.Lock()
+	if len(q.msgs) >= q.limit {
+		q.mu.Unlock()
+		return false
+	}
+	q.msgs = append(q.msgs, *m)
+	first := len(q.msgs) == 1
+	q.mu.Unlock()
+	if first {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// take returns every queued message and leaves the queue empty, reusing
+// spare (a slice take returned before, now cleared) for what comes next.
+func (q *trQueue) take(spare []raftpb.Message) []raftpb.Message {
+	q.mu.Lock()
+	msgs := q.msgs
+	q.msgs = spare[:0]
+	q.mu.Unlock()
+	return msgs
+}
+
+// trKeepQueueCap is the largest queue slice kept for reuse; one grown by a
+// burst is let go.
+const trKeepQueueCap = 1024
+
+// release clears msgs, which take returned, so that it holds no message
+// data, and returns it for the next take, or nil if it grew too large.
+func (q *trQueue) release(msgs []raftpb.Message) []raftpb.Message {
+	if cap(msgs) > trKeepQueueCap {
+		return nil
+	}
+	clear(msgs)
+	return msgs[:0]
 }
 
 // drop counts n lost messages and has raft told that the peer is unreachable.
@@ -627,18 +681,11 @@ func (p *trPeer) runReports() {
 
 // failQueued drops whatever waits in the queue, e.g. when the stream broke.
 func (p *trPeer) failQueued() {
-	var n uint64
-	for drained := false; !drained; {
-		select {
-		case <-p.queue:
-			n++
-		default:
-			drained = true
-		}
+	msgs := p.queue.take(nil)
+	if len(msgs) > 0 {
+		p.drop(uint64(len(msgs)))
 	}
-	if n > 0 {
-		p.drop(n)
-	}
+	clear(msgs)
 }
 
 // heartbeatSent starts a latency measurement unless one is under way, and
@@ -925,6 +972,7 @@ func (p *trPeer) pump(c *trConn, out *[]byte) error {
 	tick := time.NewTicker(max(to.keepalive/2, time.Millisecond))
 	defer tick.Stop()
 	active := true
+	var held []raftpb.Message // the pump's queue slice, reused by take
 	for {
 		select {
 		case <-p.ctx.Done():
@@ -948,43 +996,58 @@ func (p *trPeer) pump(c *trConn, out *[]byte) error {
 				return fmt.Errorf("write keepalive: %w", err)
 			}
 			active = true
-		case m := <-p.queue:
-			now := time.Now()
-			c.armDeadline(now, to.write)
-			var b trBatch
-			var err error
-			buf := p.encode(trChunkStart(*out), &m, &b)
-		more:
-			for b.bytes < transportMaxBatchBytes {
-				if len(buf) >= trChunkRoom+trChunkSize {
-					if buf, err = c.writeChunk(buf); err != nil {
-						break
-					}
-				}
-				select {
-				case m = <-p.queue:
-					buf = p.encode(buf, &m, &b)
-				default:
-					break more
-				}
+		case <-p.queue.wake:
+			msgs := p.queue.take(held)
+			err := p.send(c, out, msgs)
+			if len(msgs) > 0 {
+				active = true
 			}
-			if err == nil && len(buf) > trChunkRoom {
+			held = p.queue.release(msgs)
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// send writes msgs to the stream in batches of about
+// transportMaxBatchBytes, each encoded into out and written in chunks of
+// about trChunkSize, one write call each. Every batch is counted once
+// written; on a failure, the rest of msgs is counted as lost with it.
+func (p *trPeer) send(c *trConn, out *[]byte, msgs []raftpb.Message) error {
+	for len(msgs) > 0 {
+		now := time.Now()
+		c.armDeadline(now, p.timeouts.write)
+		var b trBatch
+		var err error
+		buf := trChunkStart(*out)
+		i := 0
+		for i < len(msgs) && b.bytes < transportMaxBatchBytes && err == nil {
+			buf = p.encode(buf, &msgs[i], &b)
+			i++
+			if len(buf) >= trChunkRoom+trChunkSize {
 				buf, err = c.writeChunk(buf)
 			}
-			if cap(buf) > transportKeepBufSize {
-				buf = nil
-			}
-			*out = buf
-			if err != nil {
-				p.drop(b.msgs)
-				return fmt.Errorf("write batch of %d messages: %w", b.msgs, err)
-			}
+		}
+		if err == nil && len(buf) > trChunkRoom {
+			buf, err = c.writeChunk(buf)
+		}
+		if cap(buf) > transportKeepBufSize {
+			buf = nil
+		}
+		*out = buf
+		msgs = msgs[i:]
+		if err != nil {
+			p.drop(b.msgs + uint64(len(msgs)))
+			return fmt.Errorf("write batch of %d messages: %w", b.msgs, err)
+		}
+		if b.msgs > 0 {
 			p.batches.Add(1)
 			p.success.Add(b.msgs)
 			p.t.noteSent(now, b.msgs, b.bytes, b.appends)
-			active = true
 		}
 	}
+	return nil
 }
 
 // encode appends m's frame to buf and counts it in b. A message that cannot
