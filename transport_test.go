@@ -1122,4 +1122,6 @@ func BenchmarkTransportPipelined(b *testing.B) {
 	for ; inflight > 0; inflight-- {
 		<-replies
 	}
+	b.StopTimer()
+	b.ReportMetric(float64(a.tr.peer(2).batches.Load())/float64(b.N), "batches/msg")
 }
