@@ -359,6 +359,68 @@ func TestTransportBatchesMessages(t *testing.T) {
 	}
 }
 
+// TestTransportLargeMessages: messages larger than a write chunk, and batches larger than
+// transportMaxBatchBytes, arrive whole and in order.
+func TestTransportLargeMessages(t *testing.T) {
+	a := trStartNode(t, 1, 0x77, nil, "")
+	b := trStartNode(t, 2, 0x77, nil, "")
+	trLink(t, a, b)
+
+	big := func(idx uint64, size int) raftpb.Message {
+		m := trApp(1, 2, idx)
+		m.Entries[0].Data = bytes.Repeat([]byte{byte(idx)}, size)
+		return m
+	}
+	var msgs []raftpb.Message
+	msgs = append(msgs, trApp(1, 2, 0), big(1, 3<<20))
+	for i := uint64(2); i < 300; i++ {
+		msgs = append(msgs, big(i, 10<<10))
+	}
+	msgs = append(msgs, big(300, 70<<10), trApp(1, 2, 301))
+	a.tr.Send(msgs)
+	trWait(t, 5*time.Second, func() bool { return b.fake.count() >= len(msgs) }, "%d messages at b", len(msgs))
+	trSameMessages(t, b.fake.received(), msgs)
+	if ta, tb := a.tr.Totals(), b.tr.Totals(); ta.SendBytes != tb.RecvBytes || ta.SendMsgs != uint64(len(msgs)) {
+		t.Errorf("a sent %d messages, %d bytes; b received %d bytes", ta.SendMsgs, ta.SendBytes, tb.RecvBytes)
+	}
+}
+
+// TestTransportWriteTimeout: a stream whose peer stops reading is broken once a write
+// has been blocked for the write timeout, and reopened.
+func TestTransportWriteTimeout(t *testing.T) {
+	var streams atomic.Int32
+	stuck := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		streams.Add(1)
+		rc := http.NewResponseController(w)
+		_ = rc.EnableFullDuplex()
+		w.WriteHeader(http.StatusOK)
+		_ = rc.Flush()
+		<-r.Context().Done() // never reads the body
+	})
+	srv, addr := trServe(t, "127.0.0.1:0", stuck)
+	defer srv.Close()
+	a := trStartNode(t, 1, 0x77, nil, "")
+	a.tr.timeouts.write = 200 * time.Millisecond
+	a.tr.AddPeer(3, []string{"http://" + addr})
+	trWait(t, 3*time.Second, func() bool { return a.tr.Connected(3) }, "stream to the stuck peer")
+
+	// Far more than the socket buffers hold.
+	big := []raftpb.Entry{{Term: 1, Index: 1, Data: bytes.Repeat([]byte("x"), 64<<10)}}
+	msgs := make([]raftpb.Message, 2000)
+	for i := range msgs {
+		msgs[i] = raftpb.Message{Type: raftpb.MsgApp, From: 1, To: 3, Term: 1, Index: uint64(i), Entries: big}
+	}
+	start := time.Now()
+	a.tr.Send(msgs)
+	trWait(t, 5*time.Second, func() bool { return streams.Load() >= 2 }, "a to give up on the blocked stream and open another")
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("the blocked stream was given up after %v, before the write timeout", d)
+	}
+	if st := a.tr.PeerStats()[3]; st.Counts.Fail == 0 {
+		t.Errorf("counts = %+v, want the lost messages counted", st.Counts)
+	}
+}
+
 // TestTransportDeadPeerDoesNotBlock: Send to a peer nobody listens for drops at once and reports it unreachable.
 func TestTransportDeadPeerDoesNotBlock(t *testing.T) {
 	fake := &trFakeRaft{}
