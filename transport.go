@@ -41,6 +41,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -348,9 +349,17 @@ func (t *Transport) peer(id uint64) *trPeer {
 // A message that cannot be queued (peer not connected, queue full) is
 // dropped, counted and reported with ReportUnreachable. MsgSnap goes to the
 // snapshot path, and its outcome is reported with ReportSnapshot.
+//
+// When nothing is being written to a peer's stream, Send writes what it
+// queued itself, with one non-blocking write, instead of waiting for the
+// peer's pump goroutine to be scheduled: under load that wait was most of
+// the cost of a message. What the socket does not take at once is left to
+// the pump.
 func (t *Transport) Send(msgs []raftpb.Message) {
 	fp := t.filter.Load()
 	var p *trPeer
+	var queuedTo [4]*trPeer
+	queued := queuedTo[:0] // peers to flush, each once
 	for i := range msgs {
 		m := &msgs[i]
 		if p == nil || p.id != m.To {
@@ -370,11 +379,20 @@ func (t *Transport) Send(msgs []raftpb.Message) {
 			}
 			if delay > 0 {
 				mm, dp := *m, p
-				time.AfterFunc(delay, func() { dp.enqueue(&mm) })
+				time.AfterFunc(delay, func() {
+					if dp.enqueue(&mm) {
+						dp.flush()
+					}
+				})
 				continue
 			}
 		}
-		p.enqueue(m)
+		if p.enqueue(m) && !slices.Contains(queued, p) {
+			queued = append(queued, p)
+		}
+	}
+	for _, p := range queued {
+		p.flush()
 	}
 }
 
@@ -467,7 +485,8 @@ func (t *Transport) noteReceived(m *raftpb.Message, size int, now time.Time) {
 // ---- sending side ----
 
 // trPeer is the sending side for one peer: a bounded queue drained by a
-// stream goroutine, a snapshot goroutine and a goroutine that reports
+// stream goroutine (or by Send itself, with a non-blocking write, while that
+// goroutine is idle), a snapshot goroutine and a goroutine that reports
 // unreachability to raft, so that Send never waits for raft or the network.
 type trPeer struct {
 	t        *Transport
@@ -476,10 +495,11 @@ type trPeer struct {
 	ctx      context.Context   // cancelled when the peer is removed or the transport stops
 	cancel   context.CancelFunc
 
-	queue   trQueue             // messages for the stream
-	snapc   chan raftpb.Message // MsgSnap waiting for the snapshot goroutine
-	reportc chan struct{}       // wakes the report goroutine
-	urlc    chan struct{}       // the URLs changed
+	queue   trQueue                // messages for the stream
+	cur     atomic.Pointer[trConn] // the open stream, for Send to write to
+	snapc   chan raftpb.Message    // MsgSnap waiting for the snapshot goroutine
+	reportc chan struct{}          // wakes the report goroutine
+	urlc    chan struct{}          // the URLs changed
 
 	connected    atomic.Bool
 	unreachable  atomic.Bool  // ReportUnreachable pending
@@ -552,10 +572,11 @@ func (p *trPeer) hasURL(u string) bool {
 	return false
 }
 
-// enqueue queues one message without blocking, or drops it.
-func (p *trPeer) enqueue(m *raftpb.Message) {
+// enqueue queues one message without blocking, or drops it. It tells
+// whether m went to the stream's queue, which the caller must then flush.
+func (p *trPeer) enqueue(m *raftpb.Message) bool {
 	if p.ctx.Err() != nil {
-		return
+		return false
 	}
 	if m.Type == raftpb.MsgSnap {
 		select {
@@ -563,11 +584,11 @@ func (p *trPeer) enqueue(m *raftpb.Message) {
 		default:
 			p.reportSnapshotFailure()
 		}
-		return
+		return false
 	}
 	if !p.connected.Load() {
 		p.drop(1)
-		return
+		return false
 	}
 	// The measurement starts before the heartbeat is queued, so that its
 	// answer cannot arrive first.
@@ -577,19 +598,92 @@ func (p *trPeer) enqueue(m *raftpb.Message) {
 			p.heartbeatLost()
 		}
 		p.drop(1)
+		return false
+	}
+	return true
+}
+
+// flush gets what is queued for the peer written: by the calling goroutine
+// if nobody is writing to the stream, with one non-blocking write of at most
+// about trChunkSize, else, and for whatever that write leaves, by the pump,
+// which it wakes. It never blocks for long: the stream's lock is only tried.
+func (p *trPeer) flush() {
+	c := p.cur.Load()
+	if c == nil || c.raw == nil || !c.wmu.TryLock() {
+		p.queue.wakePump()
+		return
+	}
+	wake := p.writeNow(c)
+	c.wmu.Unlock()
+	if wake {
+		p.queue.wakePump()
 	}
 }
 
+// trDirectGap is how long a stream must have written nothing for Send to
+// write to it itself. A faster flow of messages is left to the pump, which
+// writes many in one call: Send's writes are for latency, and each costs a
+// system call.
+const trDirectGap = 20 * time.Microsecond
+
+// writeNow is flush's part under c.wmu. It tells whether the pump has work.
+func (p *trPeer) writeNow(c *trConn) bool {
+	if c.ended || len(c.pending) > 0 || len(c.carry) > 0 {
+		return true // the pump writes that first, and what is queued after
+	}
+	now := time.Now()
+	if now.Sub(c.lastWrite) < trDirectGap {
+		return true
+	}
+	msgs := p.queue.take()
+	defer p.queue.giveBack(msgs)
+	if len(msgs) == 0 {
+		return false
+	}
+	c.lastWrite = now
+	c.armDeadline(now, p.timeouts.write)
+	var b trBatch
+	buf := trChunkStart(c.sendBuf)
+	i := 0
+	// One chunk at most: a large message is left to the pump, so that the
+	// caller (the raft loop) never copies much.
+	for i < len(msgs) && len(buf)+msgs[i].Size() <= trChunkRoom+trChunkSize {
+		buf = p.encode(buf, &msgs[i], &b)
+		i++
+	}
+	c.carry = append(c.carry[:0], msgs[i:]...)
+	c.sendBuf = buf
+	if cap(buf) > transportKeepBufSize {
+		c.sendBuf = nil // pending may still point into it
+	}
+	if b.msgs == 0 {
+		return len(c.carry) > 0
+	}
+	chunk := trChunkFinish(buf)
+	n, err := c.tryWrite(chunk)
+	if n > 0 {
+		c.wrote = true
+	}
+	if err != nil || n < len(chunk) {
+		// The rest goes first when the pump next writes; if the connection
+		// failed, the pump's write fails too and the stream is reopened.
+		c.pending, c.pendingB = chunk[n:], b
+		return true
+	}
+	p.sent(b, now)
+	return len(c.carry) > 0
+}
+
 // trQueue is a peer's bounded queue of messages for its stream. Send
-// appends under a mutex and the pump takes everything queued at once: one
-// lock per batch on the pump's side instead of a channel operation per
-// message on both sides.
+// appends under a mutex and whoever writes takes everything queued at once:
+// one lock per batch instead of a channel operation per message.
 type trQueue struct {
 	mu    sync.Mutex
 	msgs  []raftpb.Message
+	spare []raftpb.Message // a slice given back, for msgs once taken
 	limit int
-	// wake holds a token whenever msgs went from empty to not empty and
-	// the pump has not been woken for it yet.
+	// wake holds a token when the pump has work: queued messages nobody
+	// wrote, or the rest of a write Send began.
 	wake chan struct{}
 }
 
@@ -601,23 +695,24 @@ func (q *trQueue) push(m *raftpb.Message) bool {
 		return false
 	}
 	q.msgs = append(q.msgs, *m)
-	first := len(q.msgs) == 1
 	q.mu.Unlock()
-	if first {
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
-	}
 	return true
 }
 
-// take returns every queued message and leaves the queue empty, reusing
-// spare (a slice take returned before, now cleared) for what comes next.
-func (q *trQueue) take(spare []raftpb.Message) []raftpb.Message {
+// wakePump wakes the pump without blocking.
+func (q *trQueue) wakePump() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns every queued message and leaves the queue empty. The slice
+// is the caller's until it gives it back.
+func (q *trQueue) take() []raftpb.Message {
 	q.mu.Lock()
 	msgs := q.msgs
-	q.msgs = spare[:0]
+	q.msgs, q.spare = q.spare, nil
 	q.mu.Unlock()
 	return msgs
 }
@@ -626,14 +721,18 @@ func (q *trQueue) take(spare []raftpb.Message) []raftpb.Message {
 // burst is let go.
 const trKeepQueueCap = 1024
 
-// release clears msgs, which take returned, so that it holds no message
-// data, and returns it for the next take, or nil if it grew too large.
-func (q *trQueue) release(msgs []raftpb.Message) []raftpb.Message {
+// giveBack clears msgs, which take returned, so that it holds no message
+// data, and keeps it for reuse unless it grew too large.
+func (q *trQueue) giveBack(msgs []raftpb.Message) {
 	if cap(msgs) > trKeepQueueCap {
-		return nil
+		return
 	}
 	clear(msgs)
-	return msgs[:0]
+	q.mu.Lock()
+	if q.spare == nil {
+		q.spare = msgs[:0]
+	}
+	q.mu.Unlock()
 }
 
 // drop counts n lost messages and has raft told that the peer is unreachable.
@@ -681,11 +780,11 @@ func (p *trPeer) runReports() {
 
 // failQueued drops whatever waits in the queue, e.g. when the stream broke.
 func (p *trPeer) failQueued() {
-	msgs := p.queue.take(nil)
+	msgs := p.queue.take()
 	if len(msgs) > 0 {
 		p.drop(uint64(len(msgs)))
 	}
-	clear(msgs)
+	p.queue.giveBack(msgs)
 }
 
 // heartbeatSent starts a latency measurement unless one is under way, and
@@ -733,12 +832,28 @@ func (p *trPeer) stats() transportPeerStats {
 // stream's request was written by hand and accepted by the peer. The pump
 // writes frames straight to it, with no goroutine in between.
 type trConn struct {
-	url         string
-	conn        net.Conn
-	done        chan struct{} // closed once the peer's (empty) response has ended
-	unhook      func() bool   // undoes closing conn when the peer's context ends
-	closeOnce   sync.Once
-	deadlineSet time.Time // when pump last moved the write deadline
+	url       string
+	conn      net.Conn
+	raw       syscall.RawConn // conn's socket, for Send's non-blocking writes; nil if none
+	done      chan struct{}   // closed once the peer's (empty) response has ended
+	unhook    func() bool     // undoes closing conn when the peer's context ends
+	closeOnce sync.Once
+
+	// wmu is held by whoever writes to conn: the pump, or Send writing for
+	// it (see flush). The fields below are guarded by it.
+	wmu         sync.Mutex
+	ended       bool                  // the pump is done with conn: nothing more is written
+	wrote       bool                  // something was written since the last keepalive tick
+	lastWrite   time.Time             // when the last batch was written, about
+	deadlineSet time.Time             // when the write deadline was last moved
+	pending     []byte                // the unwritten rest of a chunk Send began
+	pendingB    trBatch               // the messages of that chunk, counted once it is written
+	carry       []raftpb.Message      // messages Send took from the queue and left for the pump
+	sendBuf     []byte                // Send's chunk buffer; pending points into it
+	rawWrite    func(fd uintptr) bool // c.rawWriteOnce
+	rawBuf      []byte                // what rawWriteOnce writes
+	rawN        int                   // and what it wrote
+	rawErr      error
 }
 
 // close tears the stream down; a blocked write returns.
@@ -772,22 +887,60 @@ func (c *trConn) armDeadline(now time.Time, d time.Duration) {
 	}
 }
 
-// writeChunk writes buf[trChunkRoom:] to the connection as one HTTP/1.1
-// chunk and returns buf emptied for the next one.
-func (c *trConn) writeChunk(buf []byte) ([]byte, error) {
+// trChunkFinish frames buf[trChunkRoom:] as one HTTP/1.1 chunk in place and
+// returns the chunk. encode leaves room in buf for its final CRLF.
+func trChunkFinish(buf []byte) []byte {
 	var line [trChunkRoom]byte
 	l := strconv.AppendUint(line[:0], uint64(len(buf)-trChunkRoom), 16)
 	l = append(l, '\r', '\n')
 	start := trChunkRoom - len(l)
 	copy(buf[start:], l)
-	buf = append(buf, '\r', '\n')
-	if _, err := c.conn.Write(buf[start:]); err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = trErrWriteTimeout
-		}
-		return buf[:trChunkRoom], err
+	return append(buf, '\r', '\n')[start:]
+}
+
+// trKeepalive is the chunk holding one empty frame.
+var trKeepalive = []byte("8\r\n\x00\x00\x00\x00\x00\x00\x00\x00\r\n")
+
+// trWriteErr names a write that hit the write deadline.
+func trWriteErr(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return trErrWriteTimeout
+	}
+	return err
+}
+
+// writeChunk writes buf[trChunkRoom:] to the connection as one HTTP/1.1
+// chunk and returns buf emptied for the next one. c.wmu is held.
+func (c *trConn) writeChunk(buf []byte) ([]byte, error) {
+	_, err := c.conn.Write(trChunkFinish(buf))
+	c.wrote = true
+	if err != nil {
+		return buf[:trChunkRoom], trWriteErr(err)
 	}
 	return buf[:trChunkRoom], nil
+}
+
+// tryWrite makes one non-blocking write of b and returns how much the
+// socket took. A full socket buffer is no error; nor is a write deadline
+// already past or a closed connection, which leave all of b to the pump.
+// c.wmu is held.
+func (c *trConn) tryWrite(b []byte) (int, error) {
+	c.rawBuf, c.rawN, c.rawErr = b, 0, nil
+	_ = c.raw.Write(c.rawWrite)
+	n, err := max(c.rawN, 0), c.rawErr
+	c.rawBuf, c.rawErr = nil, nil
+	if err == syscall.EAGAIN || err == syscall.EINTR {
+		err = nil
+	}
+	return n, err
+}
+
+// rawWriteOnce is tryWrite's function for the socket: one attempt, never
+// waiting for the socket to take more. It is a method value made once per
+// connection, so that a write allocates nothing. c.wmu is held.
+func (c *trConn) rawWriteOnce(fd uintptr) bool {
+	c.rawN, c.rawErr = syscall.Write(int(fd), c.rawBuf)
+	return true
 }
 
 // runStream keeps a stream to the peer open, reconnecting with backoff and
@@ -841,11 +994,13 @@ func (p *trPeer) runStream() {
 		backoff, failedInRound = to.backoffMin, 0
 		clear(lastErr)
 		p.failQueued() // anything queued before the stream came up is stale
+		p.cur.Store(c)
 		p.connected.Store(true)
 		slog.Info("raft transport: stream to peer connected", "local", trHex(p.t.localID), "peer", trHex(p.id), "url", u)
 		err = p.pump(c, &out)
 		p.connected.Store(false)
-		c.close()
+		p.cur.Store(nil)
+		p.endConn(c)
 		p.failQueued()
 		p.heartbeatLost()
 		if p.ctx.Err() != nil {
@@ -887,6 +1042,12 @@ func (p *trPeer) dial(u string) (*trConn, error) {
 		return nil, fmt.Errorf("open raft stream to %s: %w", target, err)
 	}
 	c := &trConn{url: u, conn: conn, done: make(chan struct{})}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.rawWrite = c.rawWriteOnce
+		}
+	}
 	c.unhook = context.AfterFunc(p.ctx, func() { _ = conn.Close() })
 	resp, err := p.handshake(c, target, deadline)
 	if err != nil {
@@ -962,17 +1123,19 @@ type trBatch struct {
 }
 
 // pump writes queued messages to the stream until it breaks or the peer
-// stops. Each batch encodes everything queued into out and writes it, in
-// chunks of about trChunkSize, with one write call each.
+// stops, and what Send left unwritten. It writes everything queued at once,
+// in batches of at most transportMaxBatchBytes, each in chunks of about
+// trChunkSize with one write call each.
 func (p *trPeer) pump(c *trConn, out *[]byte) error {
 	to := p.timeouts
 	// An idle stream sends a keepalive at most to.keepalive after its last
-	// frame: the ticker runs twice as often and a tick sends one only if
+	// write: the ticker runs twice as often and a tick sends one only if
 	// nothing was written since the previous tick.
 	tick := time.NewTicker(max(to.keepalive/2, time.Millisecond))
 	defer tick.Stop()
-	active := true
-	var held []raftpb.Message // the pump's queue slice, reused by take
+	c.wmu.Lock()
+	c.wrote = true
+	c.wmu.Unlock()
 	for {
 		select {
 		case <-p.ctx.Done():
@@ -984,30 +1147,82 @@ func (p *trPeer) pump(c *trConn, out *[]byte) error {
 				return fmt.Errorf("peer URL %s is no longer listed", c.url)
 			}
 		case <-tick.C:
-			if active {
-				active = false
-				continue
+			c.wmu.Lock()
+			var err error
+			// Not in the middle of a chunk Send began: the pump writes its
+			// rest first, as soon as it gets to it.
+			if !c.wrote && len(c.pending) == 0 {
+				c.armDeadline(time.Now(), to.write)
+				_, err = c.conn.Write(trKeepalive)
 			}
-			c.armDeadline(time.Now(), to.write)
-			var empty [8]byte
-			buf, err := c.writeChunk(append(trChunkStart(*out), empty[:]...))
-			*out = buf
+			c.wrote = false
+			c.wmu.Unlock()
 			if err != nil {
-				return fmt.Errorf("write keepalive: %w", err)
+				return fmt.Errorf("write keepalive: %w", trWriteErr(err))
 			}
-			active = true
 		case <-p.queue.wake:
-			msgs := p.queue.take(held)
-			err := p.send(c, out, msgs)
-			if len(msgs) > 0 {
-				active = true
-			}
-			held = p.queue.release(msgs)
+			c.wmu.Lock()
+			err := p.drain(c, out)
+			c.wmu.Unlock()
 			if err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// drain writes, in order, the rest of a chunk Send began, the messages it
+// left, and everything queued. c.wmu is held.
+func (p *trPeer) drain(c *trConn, out *[]byte) error {
+	now := time.Now()
+	c.lastWrite = now
+	if len(c.pending) > 0 {
+		c.armDeadline(now, p.timeouts.write)
+		_, err := c.conn.Write(c.pending)
+		c.wrote = true
+		if err != nil {
+			return fmt.Errorf("write batch of %d messages: %w", c.pendingB.msgs, trWriteErr(err))
+		}
+		c.pending = nil
+		p.sent(c.pendingB, now)
+		c.pendingB = trBatch{}
+	}
+	if len(c.carry) > 0 {
+		err := p.send(c, out, c.carry)
+		clear(c.carry)
+		c.carry = c.carry[:0]
+		if err != nil {
+			return err
+		}
+	}
+	msgs := p.queue.take()
+	err := p.send(c, out, msgs)
+	p.queue.giveBack(msgs)
+	return err
+}
+
+// endConn marks c as no longer written to, and counts as lost what Send
+// left on it unwritten.
+func (p *trPeer) endConn(c *trConn) {
+	c.wmu.Lock()
+	c.ended = true
+	lost := c.pendingB.msgs + uint64(len(c.carry))
+	c.pending, c.pendingB, c.carry, c.sendBuf = nil, trBatch{}, nil, nil
+	c.wmu.Unlock()
+	if lost > 0 {
+		p.drop(lost)
+	}
+	c.close()
+}
+
+// sent counts batch b, written to the stream at about now.
+func (p *trPeer) sent(b trBatch, now time.Time) {
+	if b.msgs == 0 {
+		return
+	}
+	p.batches.Add(1)
+	p.success.Add(b.msgs)
+	p.t.noteSent(now, b.msgs, b.bytes, b.appends)
 }
 
 // send writes msgs to the stream in batches of about
@@ -1041,11 +1256,7 @@ func (p *trPeer) send(c *trConn, out *[]byte, msgs []raftpb.Message) error {
 			p.drop(b.msgs + uint64(len(msgs)))
 			return fmt.Errorf("write batch of %d messages: %w", b.msgs, err)
 		}
-		if b.msgs > 0 {
-			p.batches.Add(1)
-			p.success.Add(b.msgs)
-			p.t.noteSent(now, b.msgs, b.bytes, b.appends)
-		}
+		p.sent(b, now)
 	}
 	return nil
 }
@@ -1060,7 +1271,8 @@ func (p *trPeer) encode(buf []byte, m *raftpb.Message, b *trBatch) []byte {
 		return buf
 	}
 	off := len(buf)
-	buf = slices.Grow(buf, 8+size)[:off+8+size]
+	// Two bytes more of room for the CRLF that ends the chunk.
+	buf = slices.Grow(buf, 8+size+2)[:off+8+size]
 	binary.BigEndian.PutUint64(buf[off:], uint64(size))
 	if _, err := m.MarshalToSizedBuffer(buf[off+8:]); err != nil {
 		slog.Error("raft transport: cannot marshal message, dropped", "local", trHex(p.t.localID), "peer", trHex(p.id), "type", m.Type.String(), "err", err)

@@ -385,6 +385,37 @@ func TestTransportLargeMessages(t *testing.T) {
 	}
 }
 
+// TestTransportBackpressure: messages sent one by one while the receiver stops reading
+// fill the socket, so that Send's own writes are cut short and the pump finishes them;
+// once the receiver reads again everything arrives whole and in order.
+func TestTransportBackpressure(t *testing.T) {
+	a := trStartNode(t, 1, 0x77, nil, "")
+	b := trStartNode(t, 2, 0x77, nil, "")
+	trLink(t, a, b)
+	release := make(chan struct{})
+	b.fake.setHook(func(ctx context.Context, m raftpb.Message) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	var want []raftpb.Message
+	for i := uint64(0); i < 400; i++ {
+		m := trApp(1, 2, i)
+		m.Entries[0].Data = bytes.Repeat([]byte{byte(i)}, 30<<10+int(i)) // odd sizes: chunks cut anywhere
+		want = append(want, m)
+		a.tr.Send([]raftpb.Message{m})
+		time.Sleep(50 * time.Microsecond) // apart enough for Send to write itself
+	}
+	close(release)
+	trWait(t, 10*time.Second, func() bool { return b.fake.count() >= len(want) }, "%d messages at b", len(want))
+	trSameMessages(t, b.fake.received(), want)
+	if st := a.tr.PeerStats()[2]; st.Counts.Fail != 0 {
+		t.Errorf("counts = %+v, want no failure", st.Counts)
+	}
+}
+
 // TestTransportWriteTimeout: a stream whose peer stops reading is broken once a write
 // has been blocked for the write timeout, and reopened.
 func TestTransportWriteTimeout(t *testing.T) {
