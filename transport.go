@@ -34,10 +34,14 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -171,10 +175,9 @@ type Transport struct {
 	timeouts  transportTimeouts
 	queueSize int
 
-	streamRT     *http.Transport
-	snapRT       *http.Transport
-	streamClient *http.Client
-	snapClient   *http.Client
+	dialer     *net.Dialer // streams dial for themselves
+	snapRT     *http.Transport
+	snapClient *http.Client
 
 	filter    atomic.Pointer[trFilter]
 	onRemoved atomic.Pointer[func()] // called when a peer says this member was removed
@@ -208,19 +211,13 @@ func NewTransport(localID, clusterID uint64, r transportRaft) *Transport {
 		removed:   make(map[uint64]bool),
 		inbound:   make(map[*trInbound]struct{}),
 	}
-	dialer := &net.Dialer{Timeout: t.timeouts.dial, KeepAlive: 30 * time.Second}
-	t.streamRT = &http.Transport{
-		DialContext:        dialer.DialContext,
-		DisableCompression: true,
-		DisableKeepAlives:  true, // a stream's connection is never reused
-	}
+	t.dialer = &net.Dialer{Timeout: t.timeouts.dial, KeepAlive: 30 * time.Second}
 	t.snapRT = &http.Transport{
-		DialContext:         dialer.DialContext,
+		DialContext:         t.dialer.DialContext,
 		DisableCompression:  true,
 		MaxIdleConnsPerHost: 1,
 		IdleConnTimeout:     30 * time.Second,
 	}
-	t.streamClient = &http.Client{Transport: t.streamRT}
 	t.snapClient = &http.Client{Transport: t.snapRT}
 	now := time.Now()
 	t.sendRate.start, t.recvRate.start = now, now
@@ -335,7 +332,6 @@ func (t *Transport) Stop() {
 		}
 		t.wg.Wait()
 		t.inWG.Wait()
-		t.streamRT.CloseIdleConnections()
 		t.snapRT.CloseIdleConnections()
 		slog.Debug("raft transport stopped", "local", trHex(t.localID))
 	})
@@ -353,9 +349,17 @@ func (t *Transport) peer(id uint64) *trPeer {
 // A message that cannot be queued (peer not connected, queue full) is
 // dropped, counted and reported with ReportUnreachable. MsgSnap goes to the
 // snapshot path, and its outcome is reported with ReportSnapshot.
+//
+// When nothing is being written to a peer's stream, Send writes what it
+// queued itself, with one non-blocking write, instead of waiting for the
+// peer's pump goroutine to be scheduled: under load that wait was most of
+// the cost of a message. What the socket does not take at once is left to
+// the pump.
 func (t *Transport) Send(msgs []raftpb.Message) {
 	fp := t.filter.Load()
 	var p *trPeer
+	var queuedTo [4]*trPeer
+	queued := queuedTo[:0] // peers to flush, each once
 	for i := range msgs {
 		m := &msgs[i]
 		if p == nil || p.id != m.To {
@@ -375,11 +379,20 @@ func (t *Transport) Send(msgs []raftpb.Message) {
 			}
 			if delay > 0 {
 				mm, dp := *m, p
-				time.AfterFunc(delay, func() { dp.enqueue(&mm) })
+				time.AfterFunc(delay, func() {
+					if dp.enqueue(&mm) {
+						dp.flush()
+					}
+				})
 				continue
 			}
 		}
-		p.enqueue(m)
+		if p.enqueue(m) && !slices.Contains(queued, p) {
+			queued = append(queued, p)
+		}
+	}
+	for _, p := range queued {
+		p.flush()
 	}
 }
 
@@ -437,26 +450,25 @@ func (t *Transport) Totals() transportTotals {
 	return tt
 }
 
-// setHeaders puts the identifying headers on an outgoing request.
-func (t *Transport) setHeaders(req *http.Request, to uint64) {
-	req.Header.Set(transportHeaderClusterID, trHex(t.clusterID))
-	req.Header.Set(transportHeaderFrom, trHex(t.localID))
-	req.Header.Set(transportHeaderTo, trHex(to))
-	req.Header.Set("Content-Type", transportContentType)
+// idHeaders puts the identifying headers of a request to member to in h.
+func (t *Transport) idHeaders(h http.Header, to uint64) {
+	h.Set(transportHeaderClusterID, trHex(t.clusterID))
+	h.Set(transportHeaderFrom, trHex(t.localID))
+	h.Set(transportHeaderTo, trHex(to))
+	h.Set("Content-Type", transportContentType)
 }
 
-// noteSent counts a batch written to a peer.
-func (t *Transport) noteSent(msgs, bytes, appends uint64) {
+// noteSent counts a batch written to a peer at about now.
+func (t *Transport) noteSent(now time.Time, msgs, bytes, appends uint64) {
 	t.sendMsgs.Add(msgs)
 	t.sendBytes.Add(bytes)
 	t.sendAppend.Add(appends)
-	t.sendRate.add(time.Now(), msgs, bytes)
+	t.sendRate.add(now, msgs, bytes)
 }
 
-// noteReceived counts one received message and, for a heartbeat response,
-// records the peer's latency.
-func (t *Transport) noteReceived(m *raftpb.Message, size int) {
-	now := time.Now()
+// noteReceived counts one message received at now and, for a heartbeat
+// response, records the peer's latency.
+func (t *Transport) noteReceived(m *raftpb.Message, size int, now time.Time) {
 	t.recvMsgs.Add(1)
 	t.recvBytes.Add(uint64(size))
 	if m.Type == raftpb.MsgApp {
@@ -473,7 +485,8 @@ func (t *Transport) noteReceived(m *raftpb.Message, size int) {
 // ---- sending side ----
 
 // trPeer is the sending side for one peer: a bounded queue drained by a
-// stream goroutine, a snapshot goroutine and a goroutine that reports
+// stream goroutine (or by Send itself, with a non-blocking write, while that
+// goroutine is idle), a snapshot goroutine and a goroutine that reports
 // unreachability to raft, so that Send never waits for raft or the network.
 type trPeer struct {
 	t        *Transport
@@ -482,10 +495,11 @@ type trPeer struct {
 	ctx      context.Context   // cancelled when the peer is removed or the transport stops
 	cancel   context.CancelFunc
 
-	queue   chan raftpb.Message // messages for the stream
-	snapc   chan raftpb.Message // MsgSnap waiting for the snapshot goroutine
-	reportc chan struct{}       // wakes the report goroutine
-	urlc    chan struct{}       // the URLs changed
+	queue   trQueue                // messages for the stream
+	cur     atomic.Pointer[trConn] // the open stream, for Send to write to
+	snapc   chan raftpb.Message    // MsgSnap waiting for the snapshot goroutine
+	reportc chan struct{}          // wakes the report goroutine
+	urlc    chan struct{}          // the URLs changed
 
 	connected    atomic.Bool
 	unreachable  atomic.Bool  // ReportUnreachable pending
@@ -509,7 +523,7 @@ func newTrPeer(t *Transport, id uint64, urls []string) *trPeer {
 		timeouts: t.timeouts,
 		ctx:      ctx,
 		cancel:   cancel,
-		queue:    make(chan raftpb.Message, t.queueSize),
+		queue:    trQueue{limit: t.queueSize, wake: make(chan struct{}, 1)},
 		snapc:    make(chan raftpb.Message, 1),
 		reportc:  make(chan struct{}, 1),
 		urlc:     make(chan struct{}, 1),
@@ -558,10 +572,11 @@ func (p *trPeer) hasURL(u string) bool {
 	return false
 }
 
-// enqueue queues one message without blocking, or drops it.
-func (p *trPeer) enqueue(m *raftpb.Message) {
+// enqueue queues one message without blocking, or drops it. It tells
+// whether m went to the stream's queue, which the caller must then flush.
+func (p *trPeer) enqueue(m *raftpb.Message) bool {
 	if p.ctx.Err() != nil {
-		return
+		return false
 	}
 	if m.Type == raftpb.MsgSnap {
 		select {
@@ -569,23 +584,155 @@ func (p *trPeer) enqueue(m *raftpb.Message) {
 		default:
 			p.reportSnapshotFailure()
 		}
-		return
+		return false
 	}
 	if !p.connected.Load() {
 		p.drop(1)
-		return
+		return false
 	}
 	// The measurement starts before the heartbeat is queued, so that its
 	// answer cannot arrive first.
 	measuring := m.Type == raftpb.MsgHeartbeat && p.heartbeatSent(time.Now())
-	select {
-	case p.queue <- *m:
-	default:
+	if !p.queue.push(m) {
 		if measuring {
 			p.heartbeatLost()
 		}
 		p.drop(1)
+		return false
 	}
+	return true
+}
+
+// flush gets what is queued for the peer written: by the calling goroutine
+// if nobody is writing to the stream, with one non-blocking write of at most
+// about trChunkSize, else, and for whatever that write leaves, by the pump,
+// which it wakes. It never blocks for long: the stream's lock is only tried.
+func (p *trPeer) flush() {
+	c := p.cur.Load()
+	if c == nil || c.raw == nil || !c.wmu.TryLock() {
+		p.queue.wakePump()
+		return
+	}
+	wake := p.writeNow(c)
+	c.wmu.Unlock()
+	if wake {
+		p.queue.wakePump()
+	}
+}
+
+// trDirectGap is how long a stream must have written nothing for Send to
+// write to it itself. A faster flow of messages is left to the pump, which
+// writes many in one call: Send's writes are for latency, and each costs a
+// system call.
+const trDirectGap = 20 * time.Microsecond
+
+// writeNow is flush's part under c.wmu. It tells whether the pump has work.
+func (p *trPeer) writeNow(c *trConn) bool {
+	if c.ended || len(c.pending) > 0 || len(c.carry) > 0 {
+		return true // the pump writes that first, and what is queued after
+	}
+	now := time.Now()
+	if now.Sub(c.lastWrite) < trDirectGap {
+		return true
+	}
+	msgs := p.queue.take()
+	defer p.queue.giveBack(msgs)
+	if len(msgs) == 0 {
+		return false
+	}
+	c.lastWrite = now
+	c.armDeadline(now, p.timeouts.write)
+	var b trBatch
+	buf := trChunkStart(c.sendBuf)
+	i := 0
+	// One chunk at most: a large message is left to the pump, so that the
+	// caller (the raft loop) never copies much.
+	for i < len(msgs) && len(buf)+msgs[i].Size() <= trChunkRoom+trChunkSize {
+		buf = p.encode(buf, &msgs[i], &b)
+		i++
+	}
+	c.carry = append(c.carry[:0], msgs[i:]...)
+	c.sendBuf = buf
+	if cap(buf) > transportKeepBufSize {
+		c.sendBuf = nil // pending may still point into it
+	}
+	if b.msgs == 0 {
+		return len(c.carry) > 0
+	}
+	chunk := trChunkFinish(buf)
+	n, err := c.tryWrite(chunk)
+	if n > 0 {
+		c.wrote = true
+	}
+	if err != nil || n < len(chunk) {
+		// The rest goes first when the pump next writes; if the connection
+		// failed, the pump's write fails too and the stream is reopened.
+		c.pending, c.pendingB = chunk[n:], b
+		return true
+	}
+	p.sent(b, now)
+	return len(c.carry) > 0
+}
+
+// trQueue is a peer's bounded queue of messages for its stream. Send
+// appends under a mutex and whoever writes takes everything queued at once:
+// one lock per batch instead of a channel operation per message.
+type trQueue struct {
+	mu    sync.Mutex
+	msgs  []raftpb.Message
+	spare []raftpb.Message // a slice given back, for msgs once taken
+	limit int
+	// wake holds a token when the pump has work: queued messages nobody
+	// wrote, or the rest of a write Send began.
+	wake chan struct{}
+}
+
+// push queues a copy of m, or tells that the queue is full.
+func (q *trQueue) push(m *raftpb.Message) bool {
+	q.mu.Lock()
+	if len(q.msgs) >= q.limit {
+		q.mu.Unlock()
+		return false
+	}
+	q.msgs = append(q.msgs, *m)
+	q.mu.Unlock()
+	return true
+}
+
+// wakePump wakes the pump without blocking.
+func (q *trQueue) wakePump() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns every queued message and leaves the queue empty. The slice
+// is the caller's until it gives it back.
+func (q *trQueue) take() []raftpb.Message {
+	q.mu.Lock()
+	msgs := q.msgs
+	q.msgs, q.spare = q.spare, nil
+	q.mu.Unlock()
+	return msgs
+}
+
+// trKeepQueueCap is the largest queue slice kept for reuse; one grown by a
+// burst is let go.
+const trKeepQueueCap = 1024
+
+// giveBack clears msgs, which take returned, so that it holds no message
+// data, and keeps it for reuse unless it grew too large.
+func (q *trQueue) giveBack(msgs []raftpb.Message) {
+	if cap(msgs) > trKeepQueueCap {
+		return
+	}
+	clear(msgs)
+	q.mu.Lock()
+	if q.spare == nil {
+		q.spare = msgs[:0]
+	}
+	q.mu.Unlock()
 }
 
 // drop counts n lost messages and has raft told that the peer is unreachable.
@@ -633,18 +780,11 @@ func (p *trPeer) runReports() {
 
 // failQueued drops whatever waits in the queue, e.g. when the stream broke.
 func (p *trPeer) failQueued() {
-	var n uint64
-	for drained := false; !drained; {
-		select {
-		case <-p.queue:
-			n++
-		default:
-			drained = true
-		}
+	msgs := p.queue.take()
+	if len(msgs) > 0 {
+		p.drop(uint64(len(msgs)))
 	}
-	if n > 0 {
-		p.drop(n)
-	}
+	p.queue.giveBack(msgs)
 }
 
 // heartbeatSent starts a latency measurement unless one is under way, and
@@ -688,19 +828,119 @@ func (p *trPeer) stats() transportPeerStats {
 	}
 }
 
-// trConn is one outgoing stream: the pipe feeding the request body and what
-// is needed to tear the request down.
+// trConn is one outgoing stream: a TCP connection of its own on which the
+// stream's request was written by hand and accepted by the peer. The pump
+// writes frames straight to it, with no goroutine in between.
 type trConn struct {
-	url    string
-	pw     *io.PipeWriter
-	cancel context.CancelFunc
-	done   chan struct{} // closed once the request or its response has ended
+	url       string
+	conn      net.Conn
+	raw       syscall.RawConn // conn's socket, for Send's non-blocking writes; nil if none
+	done      chan struct{}   // closed once the peer's (empty) response has ended
+	unhook    func() bool     // undoes closing conn when the peer's context ends
+	closeOnce sync.Once
+
+	// wmu is held by whoever writes to conn: the pump, or Send writing for
+	// it (see flush). The fields below are guarded by it.
+	wmu         sync.Mutex
+	ended       bool                  // the pump is done with conn: nothing more is written
+	wrote       bool                  // something was written since the last keepalive tick
+	lastWrite   time.Time             // when the last batch was written, about
+	deadlineSet time.Time             // when the write deadline was last moved
+	pending     []byte                // the unwritten rest of a chunk Send began
+	pendingB    trBatch               // the messages of that chunk, counted once it is written
+	carry       []raftpb.Message      // messages Send took from the queue and left for the pump
+	sendBuf     []byte                // Send's chunk buffer; pending points into it
+	rawWrite    func(fd uintptr) bool // c.rawWriteOnce
+	rawBuf      []byte                // what rawWriteOnce writes
+	rawN        int                   // and what it wrote
+	rawErr      error
 }
 
-// close tears the stream down; blocked writes return err.
-func (c *trConn) close(err error) {
-	c.cancel()
-	_ = c.pw.CloseWithError(err)
+// close tears the stream down; a blocked write returns.
+func (c *trConn) close() {
+	c.closeOnce.Do(func() {
+		c.unhook()
+		_ = c.conn.Close()
+	})
+}
+
+// trChunkRoom is the room kept in front of a chunk's payload for its size
+// line: at most 16 hex digits and CRLF.
+const trChunkRoom = 18
+
+// trChunkSize is about how much payload one chunk, and one write to the
+// connection, carries; a larger batch is written in several chunks.
+const trChunkSize = 64 << 10
+
+// trChunkStart empties buf, keeping its storage, for a new chunk.
+func trChunkStart(buf []byte) []byte {
+	return append(buf[:0], make([]byte, trChunkRoom)...)
+}
+
+// armDeadline makes sure that a write starting at now may take d. The
+// deadline is moved only when it has less than d left, giving between d and
+// 1.25 d, so that most batches do not touch it.
+func (c *trConn) armDeadline(now time.Time, d time.Duration) {
+	if now.Sub(c.deadlineSet) > d/4 {
+		_ = c.conn.SetWriteDeadline(now.Add(d + d/4))
+		c.deadlineSet = now
+	}
+}
+
+// trChunkFinish frames buf[trChunkRoom:] as one HTTP/1.1 chunk in place and
+// returns the chunk. encode leaves room in buf for its final CRLF.
+func trChunkFinish(buf []byte) []byte {
+	var line [trChunkRoom]byte
+	l := strconv.AppendUint(line[:0], uint64(len(buf)-trChunkRoom), 16)
+	l = append(l, '\r', '\n')
+	start := trChunkRoom - len(l)
+	copy(buf[start:], l)
+	return append(buf, '\r', '\n')[start:]
+}
+
+// trKeepalive is the chunk holding one empty frame.
+var trKeepalive = []byte("8\r\n\x00\x00\x00\x00\x00\x00\x00\x00\r\n")
+
+// trWriteErr names a write that hit the write deadline.
+func trWriteErr(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return trErrWriteTimeout
+	}
+	return err
+}
+
+// writeChunk writes buf[trChunkRoom:] to the connection as one HTTP/1.1
+// chunk and returns buf emptied for the next one. c.wmu is held.
+func (c *trConn) writeChunk(buf []byte) ([]byte, error) {
+	_, err := c.conn.Write(trChunkFinish(buf))
+	c.wrote = true
+	if err != nil {
+		return buf[:trChunkRoom], trWriteErr(err)
+	}
+	return buf[:trChunkRoom], nil
+}
+
+// tryWrite makes one non-blocking write of b and returns how much the
+// socket took. A full socket buffer is no error; nor is a write deadline
+// already past or a closed connection, which leave all of b to the pump.
+// c.wmu is held.
+func (c *trConn) tryWrite(b []byte) (int, error) {
+	c.rawBuf, c.rawN, c.rawErr = b, 0, nil
+	_ = c.raw.Write(c.rawWrite)
+	n, err := max(c.rawN, 0), c.rawErr
+	c.rawBuf, c.rawErr = nil, nil
+	if err == syscall.EAGAIN || err == syscall.EINTR {
+		err = nil
+	}
+	return n, err
+}
+
+// rawWriteOnce is tryWrite's function for the socket: one attempt, never
+// waiting for the socket to take more. It is a method value made once per
+// connection, so that a write allocates nothing. c.wmu is held.
+func (c *trConn) rawWriteOnce(fd uintptr) bool {
+	c.rawN, c.rawErr = syscall.Write(int(fd), c.rawBuf)
+	return true
 }
 
 // runStream keeps a stream to the peer open, reconnecting with backoff and
@@ -708,8 +948,7 @@ func (c *trConn) close(err error) {
 func (p *trPeer) runStream() {
 	defer p.t.wg.Done()
 	to := p.timeouts
-	bw := bufio.NewWriterSize(io.Discard, 32<<10)
-	var scratch []byte
+	var out []byte // the pump's reused chunk buffer
 	backoff := to.backoffMin
 	next := 0 // index of the URL to try next
 	failedInRound := 0
@@ -755,11 +994,13 @@ func (p *trPeer) runStream() {
 		backoff, failedInRound = to.backoffMin, 0
 		clear(lastErr)
 		p.failQueued() // anything queued before the stream came up is stale
+		p.cur.Store(c)
 		p.connected.Store(true)
 		slog.Info("raft transport: stream to peer connected", "local", trHex(p.t.localID), "peer", trHex(p.id), "url", u)
-		err = p.pump(c, bw, &scratch)
+		err = p.pump(c, &out)
 		p.connected.Store(false)
-		c.close(err)
+		p.cur.Store(nil)
+		p.endConn(c)
 		p.failQueued()
 		p.heartbeatLost()
 		if p.ctx.Err() != nil {
@@ -777,54 +1018,97 @@ func (p *trPeer) runStream() {
 }
 
 // dial opens a stream at base URL u and waits for the peer to accept it.
+// The request is an ordinary HTTP/1.1 POST with a chunked body, but it is
+// written by hand on a connection of its own, so that the pump can write
+// frames to the socket itself instead of handing them to net/http's writer.
 func (p *trPeer) dial(u string) (*trConn, error) {
-	ctx, cancel := context.WithCancel(p.ctx)
-	pr, pw := io.Pipe()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+transportStreamPath, pr)
+	deadline := time.Now().Add(p.timeouts.header)
+	target, err := url.Parse(u + transportStreamPath)
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("build stream request for %s: %w", u, err)
+		return nil, fmt.Errorf("parse stream URL %s: %w", u, err)
 	}
-	p.t.setHeaders(req, p.id)
-	c := &trConn{url: u, pw: pw, cancel: cancel, done: make(chan struct{})}
-	accepted := make(chan error, 1)
+	if target.Scheme != "http" || target.Host == "" {
+		return nil, fmt.Errorf("stream URL %s: want http://host:port", u)
+	}
+	addr := target.Host
+	if target.Port() == "" {
+		addr = net.JoinHostPort(target.Hostname(), "80")
+	}
+	conn, err := p.t.dialer.DialContext(p.ctx, "tcp", addr)
+	if err != nil {
+		if p.ctx.Err() != nil {
+			return nil, trErrStopped
+		}
+		return nil, fmt.Errorf("open raft stream to %s: %w", target, err)
+	}
+	c := &trConn{url: u, conn: conn, done: make(chan struct{})}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.rawWrite = c.rawWriteOnce
+		}
+	}
+	c.unhook = context.AfterFunc(p.ctx, func() { _ = conn.Close() })
+	resp, err := p.handshake(c, target, deadline)
+	if err != nil {
+		c.close()
+		if p.ctx.Err() != nil {
+			return nil, trErrStopped
+		}
+		return nil, err
+	}
 	p.t.wg.Add(1)
 	go func() {
 		defer p.t.wg.Done()
 		defer close(c.done)
-		resp, err := p.t.streamClient.Do(req)
-		if err != nil {
-			accepted <- fmt.Errorf("open raft stream: %w", err)
-			return
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			if resp.StatusCode == http.StatusGone {
-				if f := p.t.onRemoved.Load(); f != nil {
-					go (*f)()
-				}
-			}
-			accepted <- trStatusError(resp)
-			return
-		}
-		accepted <- nil
 		// The response carries nothing; it ends when the peer goes away.
 		_, _ = io.Copy(io.Discard, resp.Body)
 	}()
-	timer := time.NewTimer(p.timeouts.header)
-	defer timer.Stop()
-	select {
-	case err = <-accepted:
-	case <-timer.C:
-		err = fmt.Errorf("post %s: no answer within %v", u+transportStreamPath, p.timeouts.header)
-	case <-p.ctx.Done():
-		err = trErrStopped
+	return c, nil
+}
+
+// handshake writes the stream's request headers on c and reads the peer's
+// answer, both before deadline. It returns the response once the peer
+// accepted the stream; its body is to be read until the peer goes away.
+func (p *trPeer) handshake(c *trConn, target *url.URL, deadline time.Time) (*http.Response, error) {
+	_ = c.conn.SetDeadline(deadline)
+	h := make(http.Header, 6)
+	p.t.idHeaders(h, p.id)
+	h.Set("User-Agent", "etcdlite")
+	h.Set("Transfer-Encoding", "chunked")
+	// A stream's connection is never reused. Saying so also keeps a
+	// refusing server from first reading the body to its end (it never ends).
+	h.Set("Connection", "close")
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: %s\r\n", target.RequestURI(), target.Host)
+	_ = h.Write(&b)
+	b.WriteString("\r\n")
+	timedOut := func(err error) error {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("post %s: no answer within %v", target, p.timeouts.header)
+		}
+		return err
 	}
+	if _, err := c.conn.Write(b.Bytes()); err != nil {
+		return nil, timedOut(fmt.Errorf("send stream request to %s: %w", target, err))
+	}
+	req := &http.Request{Method: http.MethodPost, URL: target, Host: target.Host, Header: h}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(c.conn, 4096), req)
 	if err != nil {
-		c.close(err)
+		return nil, timedOut(fmt.Errorf("read answer to stream request from %s: %w", target, err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode == http.StatusGone {
+			if f := p.t.onRemoved.Load(); f != nil {
+				go (*f)()
+			}
+		}
+		err := trStatusError(resp)
+		_ = resp.Body.Close()
 		return nil, err
 	}
-	return c, nil
+	_ = c.conn.SetDeadline(time.Time{})
+	return resp, nil
 }
 
 // trStatusError turns a refusal into an error that carries the peer's text.
@@ -839,16 +1123,19 @@ type trBatch struct {
 }
 
 // pump writes queued messages to the stream until it breaks or the peer
-// stops. Each batch writes everything queued, then flushes once.
-func (p *trPeer) pump(c *trConn, bw *bufio.Writer, scratch *[]byte) error {
+// stops, and what Send left unwritten. It writes everything queued at once,
+// in batches of at most transportMaxBatchBytes, each in chunks of about
+// trChunkSize with one write call each.
+func (p *trPeer) pump(c *trConn, out *[]byte) error {
 	to := p.timeouts
-	bw.Reset(c.pw)
-	keepalive := time.NewTimer(to.keepalive)
-	defer keepalive.Stop()
-	// The watchdog breaks the stream if a batch cannot reach the peer in time.
-	watchdog := time.AfterFunc(time.Hour, func() { c.close(trErrWriteTimeout) })
-	watchdog.Stop()
-	defer watchdog.Stop()
+	// An idle stream sends a keepalive at most to.keepalive after its last
+	// write: the ticker runs twice as often and a tick sends one only if
+	// nothing was written since the previous tick.
+	tick := time.NewTicker(max(to.keepalive/2, time.Millisecond))
+	defer tick.Stop()
+	c.wmu.Lock()
+	c.wrote = true
+	c.wmu.Unlock()
 	for {
 		select {
 		case <-p.ctx.Done():
@@ -859,80 +1146,145 @@ func (p *trPeer) pump(c *trConn, bw *bufio.Writer, scratch *[]byte) error {
 			if !p.hasURL(c.url) {
 				return fmt.Errorf("peer URL %s is no longer listed", c.url)
 			}
-		case <-keepalive.C:
-			var empty [8]byte
-			watchdog.Reset(to.write)
-			_, err := bw.Write(empty[:])
-			if err == nil {
-				err = bw.Flush()
+		case <-tick.C:
+			c.wmu.Lock()
+			var err error
+			// Not in the middle of a chunk Send began: the pump writes its
+			// rest first, as soon as it gets to it.
+			if !c.wrote && len(c.pending) == 0 {
+				c.armDeadline(time.Now(), to.write)
+				_, err = c.conn.Write(trKeepalive)
 			}
-			watchdog.Stop()
+			c.wrote = false
+			c.wmu.Unlock()
 			if err != nil {
-				return fmt.Errorf("write keepalive: %w", err)
+				return fmt.Errorf("write keepalive: %w", trWriteErr(err))
 			}
-			keepalive.Reset(to.keepalive)
-		case m := <-p.queue:
-			var b trBatch
-			watchdog.Reset(to.write)
-			err := p.encode(bw, &m, scratch, &b)
-		more:
-			for err == nil && b.bytes < transportMaxBatchBytes {
-				select {
-				case m = <-p.queue:
-					err = p.encode(bw, &m, scratch, &b)
-				default:
-					break more
-				}
-			}
-			if err == nil {
-				err = bw.Flush()
-			}
-			watchdog.Stop()
-			if cap(*scratch) > transportKeepBufSize {
-				*scratch = nil
-			}
+		case <-p.queue.wake:
+			c.wmu.Lock()
+			err := p.drain(c, out)
+			c.wmu.Unlock()
 			if err != nil {
-				p.drop(b.msgs)
-				return fmt.Errorf("write batch of %d messages: %w", b.msgs, err)
+				return err
 			}
-			p.batches.Add(1)
-			p.success.Add(b.msgs)
-			p.t.noteSent(b.msgs, b.bytes, b.appends)
-			keepalive.Reset(to.keepalive)
 		}
 	}
 }
 
-// encode writes one frame to bw, marshalling into the reused scratch buffer.
-// A message that cannot be encoded is dropped; only write errors are returned.
-func (p *trPeer) encode(bw *bufio.Writer, m *raftpb.Message, scratch *[]byte, b *trBatch) error {
+// drain writes, in order, the rest of a chunk Send began, the messages it
+// left, and everything queued. c.wmu is held.
+func (p *trPeer) drain(c *trConn, out *[]byte) error {
+	now := time.Now()
+	c.lastWrite = now
+	if len(c.pending) > 0 {
+		c.armDeadline(now, p.timeouts.write)
+		_, err := c.conn.Write(c.pending)
+		c.wrote = true
+		if err != nil {
+			return fmt.Errorf("write batch of %d messages: %w", c.pendingB.msgs, trWriteErr(err))
+		}
+		c.pending = nil
+		p.sent(c.pendingB, now)
+		c.pendingB = trBatch{}
+	}
+	if len(c.carry) > 0 {
+		err := p.send(c, out, c.carry)
+		clear(c.carry)
+		c.carry = c.carry[:0]
+		if err != nil {
+			return err
+		}
+	}
+	msgs := p.queue.take()
+	err := p.send(c, out, msgs)
+	p.queue.giveBack(msgs)
+	return err
+}
+
+// endConn marks c as no longer written to, and counts as lost what Send
+// left on it unwritten.
+func (p *trPeer) endConn(c *trConn) {
+	c.wmu.Lock()
+	c.ended = true
+	lost := c.pendingB.msgs + uint64(len(c.carry))
+	c.pending, c.pendingB, c.carry, c.sendBuf = nil, trBatch{}, nil, nil
+	c.wmu.Unlock()
+	if lost > 0 {
+		p.drop(lost)
+	}
+	c.close()
+}
+
+// sent counts batch b, written to the stream at about now.
+func (p *trPeer) sent(b trBatch, now time.Time) {
+	if b.msgs == 0 {
+		return
+	}
+	p.batches.Add(1)
+	p.success.Add(b.msgs)
+	p.t.noteSent(now, b.msgs, b.bytes, b.appends)
+}
+
+// send writes msgs to the stream in batches of about
+// transportMaxBatchBytes, each encoded into out and written in chunks of
+// about trChunkSize, one write call each. Every batch is counted once
+// written; on a failure, the rest of msgs is counted as lost with it.
+func (p *trPeer) send(c *trConn, out *[]byte, msgs []raftpb.Message) error {
+	for len(msgs) > 0 {
+		now := time.Now()
+		c.armDeadline(now, p.timeouts.write)
+		var b trBatch
+		var err error
+		buf := trChunkStart(*out)
+		i := 0
+		for i < len(msgs) && b.bytes < transportMaxBatchBytes && err == nil {
+			buf = p.encode(buf, &msgs[i], &b)
+			i++
+			if len(buf) >= trChunkRoom+trChunkSize {
+				buf, err = c.writeChunk(buf)
+			}
+		}
+		if err == nil && len(buf) > trChunkRoom {
+			buf, err = c.writeChunk(buf)
+		}
+		if cap(buf) > transportKeepBufSize {
+			buf = nil
+		}
+		*out = buf
+		msgs = msgs[i:]
+		if err != nil {
+			p.drop(b.msgs + uint64(len(msgs)))
+			return fmt.Errorf("write batch of %d messages: %w", b.msgs, err)
+		}
+		p.sent(b, now)
+	}
+	return nil
+}
+
+// encode appends m's frame to buf and counts it in b. A message that cannot
+// be encoded is dropped.
+func (p *trPeer) encode(buf []byte, m *raftpb.Message, b *trBatch) []byte {
 	size := m.Size()
 	if size > transportMaxFrameSize {
 		slog.Error("raft transport: message too large, dropped", "local", trHex(p.t.localID), "peer", trHex(p.id), "type", m.Type.String(), "size", size)
 		p.drop(1)
-		return nil
+		return buf
 	}
-	need := 8 + size
-	if cap(*scratch) < need {
-		*scratch = make([]byte, max(need, 4096))
-	}
-	frame := (*scratch)[:need]
-	binary.BigEndian.PutUint64(frame, uint64(size))
-	if _, err := m.MarshalToSizedBuffer(frame[8:]); err != nil {
+	off := len(buf)
+	// Two bytes more of room for the CRLF that ends the chunk.
+	buf = slices.Grow(buf, 8+size+2)[:off+8+size]
+	binary.BigEndian.PutUint64(buf[off:], uint64(size))
+	if _, err := m.MarshalToSizedBuffer(buf[off+8:]); err != nil {
 		slog.Error("raft transport: cannot marshal message, dropped", "local", trHex(p.t.localID), "peer", trHex(p.id), "type", m.Type.String(), "err", err)
 		p.drop(1)
-		return nil
-	}
-	if _, err := bw.Write(frame); err != nil {
-		b.msgs++ // counted as lost with the rest of the batch
-		return err
+		return buf[:off]
 	}
 	b.msgs++
-	b.bytes += uint64(need)
+	b.bytes += uint64(8 + size)
 	if m.Type == raftpb.MsgApp {
 		b.appends++
 	}
-	return nil
+	return buf
 }
 
 // runSnapshots sends MsgSnap messages one at a time on the snapshot path and
@@ -957,7 +1309,7 @@ func (p *trPeer) runSnapshots() {
 			continue
 		}
 		p.success.Add(1)
-		p.t.noteSent(1, uint64(size), 0)
+		p.t.noteSent(time.Now(), 1, uint64(size), 0)
 		slog.Info("raft transport: snapshot sent to peer", "local", trHex(p.t.localID), "peer", trHex(p.id), "index", m.Snapshot.Metadata.Index, "bytes", size)
 		p.t.raft.ReportSnapshot(p.id, raft.SnapshotFinish)
 	}
@@ -995,7 +1347,7 @@ func (p *trPeer) postSnapshot(u string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("build snapshot request for %s: %w", u, err)
 	}
-	p.t.setHeaders(req, p.id)
+	p.t.idHeaders(req.Header, p.id)
 	resp, err := p.t.snapClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("send snapshot: %w", err)
@@ -1177,23 +1529,39 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request, from uin
 	slog.Debug("raft transport: stream from peer ended", "local", trHex(t.localID), "peer", trHex(from), "err", err)
 }
 
+// trStreamBody is a stream's request body as readStream reads it: the
+// clock is read around each read from the network, not for every frame.
+type trStreamBody struct {
+	body        io.Reader
+	in          *trInbound
+	idle        time.Duration
+	deadlineSet time.Time
+	now         time.Time // when the last read returned
+}
+
+// Read reads from the body, first moving the idle deadline when it is due:
+// a stream silent for too long (no keepalive) is dead. The deadline is moved
+// only now and then, well before it expires.
+func (b *trStreamBody) Read(p []byte) (int, error) {
+	if now := time.Now(); now.Sub(b.deadlineSet) > min(time.Second, b.idle/4) {
+		_ = b.in.rc.SetReadDeadline(now.Add(b.idle))
+		b.deadlineSet = now
+		if b.in.killed.Load() { // kill may have set its deadline before ours
+			return 0, trErrStopped
+		}
+	}
+	n, err := b.body.Read(p)
+	b.now = time.Now()
+	return n, err
+}
+
 // readStream is serveStream's loop; it returns why the stream ended.
 func (t *Transport) readStream(in *trInbound, body io.Reader) error {
-	br := bufio.NewReaderSize(body, 64<<10)
+	sb := &trStreamBody{body: body, in: in, idle: t.timeouts.idle}
+	br := bufio.NewReaderSize(sb, 64<<10)
 	var hdr [8]byte
 	var buf []byte
-	var deadlineSet time.Time
-	idle := t.timeouts.idle
 	for {
-		// A stream silent for too long (no keepalive) is dead. The deadline
-		// is moved only now and then, well before it expires.
-		if now := time.Now(); now.Sub(deadlineSet) > min(time.Second, idle/4) {
-			_ = in.rc.SetReadDeadline(now.Add(idle))
-			deadlineSet = now
-			if in.killed.Load() { // kill may have set its deadline before ours
-				return trErrStopped
-			}
-		}
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			return fmt.Errorf("read frame header: %w", err)
 		}
@@ -1224,7 +1592,7 @@ func (t *Transport) readStream(in *trInbound, body io.Reader) error {
 			slog.Warn("raft transport: message with a forged sender dropped", "local", trHex(t.localID), "peer", trHex(in.from), "from", trHex(m.From))
 			continue
 		}
-		t.noteReceived(&m, len(frame)+8)
+		t.noteReceived(&m, len(frame)+8, sb.now)
 		if err := t.raft.Process(in.ctx, m); err != nil {
 			if in.ctx.Err() != nil {
 				return fmt.Errorf("process %s: %w", m.Type, err)
@@ -1278,7 +1646,7 @@ func (t *Transport) serveSnapshot(w http.ResponseWriter, r *http.Request, from u
 		http.Error(w, fmt.Sprintf("etcdlite: expected MsgSnap from %s, got %s from %s", trHex(from), m.Type, trHex(m.From)), http.StatusBadRequest)
 		return
 	}
-	t.noteReceived(&m, len(data))
+	t.noteReceived(&m, len(data), time.Now())
 	if err := t.raft.Process(in.ctx, m); err != nil {
 		slog.Warn("raft transport: raft refused snapshot", "local", trHex(t.localID), "peer", trHex(from), "err", err)
 		http.Error(w, "etcdlite: raft refused snapshot: "+err.Error(), http.StatusInternalServerError)

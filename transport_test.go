@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -357,6 +359,99 @@ func TestTransportBatchesMessages(t *testing.T) {
 	}
 }
 
+// TestTransportLargeMessages: messages larger than a write chunk, and batches larger than
+// transportMaxBatchBytes, arrive whole and in order.
+func TestTransportLargeMessages(t *testing.T) {
+	a := trStartNode(t, 1, 0x77, nil, "")
+	b := trStartNode(t, 2, 0x77, nil, "")
+	trLink(t, a, b)
+
+	big := func(idx uint64, size int) raftpb.Message {
+		m := trApp(1, 2, idx)
+		m.Entries[0].Data = bytes.Repeat([]byte{byte(idx)}, size)
+		return m
+	}
+	var msgs []raftpb.Message
+	msgs = append(msgs, trApp(1, 2, 0), big(1, 3<<20))
+	for i := uint64(2); i < 300; i++ {
+		msgs = append(msgs, big(i, 10<<10))
+	}
+	msgs = append(msgs, big(300, 70<<10), trApp(1, 2, 301))
+	a.tr.Send(msgs)
+	trWait(t, 5*time.Second, func() bool { return b.fake.count() >= len(msgs) }, "%d messages at b", len(msgs))
+	trSameMessages(t, b.fake.received(), msgs)
+	if ta, tb := a.tr.Totals(), b.tr.Totals(); ta.SendBytes != tb.RecvBytes || ta.SendMsgs != uint64(len(msgs)) {
+		t.Errorf("a sent %d messages, %d bytes; b received %d bytes", ta.SendMsgs, ta.SendBytes, tb.RecvBytes)
+	}
+}
+
+// TestTransportBackpressure: messages sent one by one while the receiver stops reading
+// fill the socket, so that Send's own writes are cut short and the pump finishes them;
+// once the receiver reads again everything arrives whole and in order.
+func TestTransportBackpressure(t *testing.T) {
+	a := trStartNode(t, 1, 0x77, nil, "")
+	b := trStartNode(t, 2, 0x77, nil, "")
+	trLink(t, a, b)
+	release := make(chan struct{})
+	b.fake.setHook(func(ctx context.Context, m raftpb.Message) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	var want []raftpb.Message
+	for i := uint64(0); i < 400; i++ {
+		m := trApp(1, 2, i)
+		m.Entries[0].Data = bytes.Repeat([]byte{byte(i)}, 30<<10+int(i)) // odd sizes: chunks cut anywhere
+		want = append(want, m)
+		a.tr.Send([]raftpb.Message{m})
+		time.Sleep(50 * time.Microsecond) // apart enough for Send to write itself
+	}
+	close(release)
+	trWait(t, 10*time.Second, func() bool { return b.fake.count() >= len(want) }, "%d messages at b", len(want))
+	trSameMessages(t, b.fake.received(), want)
+	if st := a.tr.PeerStats()[2]; st.Counts.Fail != 0 {
+		t.Errorf("counts = %+v, want no failure", st.Counts)
+	}
+}
+
+// TestTransportWriteTimeout: a stream whose peer stops reading is broken once a write
+// has been blocked for the write timeout, and reopened.
+func TestTransportWriteTimeout(t *testing.T) {
+	var streams atomic.Int32
+	stuck := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		streams.Add(1)
+		rc := http.NewResponseController(w)
+		_ = rc.EnableFullDuplex()
+		w.WriteHeader(http.StatusOK)
+		_ = rc.Flush()
+		<-r.Context().Done() // never reads the body
+	})
+	srv, addr := trServe(t, "127.0.0.1:0", stuck)
+	defer srv.Close()
+	a := trStartNode(t, 1, 0x77, nil, "")
+	a.tr.timeouts.write = 200 * time.Millisecond
+	a.tr.AddPeer(3, []string{"http://" + addr})
+	trWait(t, 3*time.Second, func() bool { return a.tr.Connected(3) }, "stream to the stuck peer")
+
+	// Far more than the socket buffers hold.
+	big := []raftpb.Entry{{Term: 1, Index: 1, Data: bytes.Repeat([]byte("x"), 64<<10)}}
+	msgs := make([]raftpb.Message, 2000)
+	for i := range msgs {
+		msgs[i] = raftpb.Message{Type: raftpb.MsgApp, From: 1, To: 3, Term: 1, Index: uint64(i), Entries: big}
+	}
+	start := time.Now()
+	a.tr.Send(msgs)
+	trWait(t, 5*time.Second, func() bool { return streams.Load() >= 2 }, "a to give up on the blocked stream and open another")
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("the blocked stream was given up after %v, before the write timeout", d)
+	}
+	if st := a.tr.PeerStats()[3]; st.Counts.Fail == 0 {
+		t.Errorf("counts = %+v, want the lost messages counted", st.Counts)
+	}
+}
+
 // TestTransportDeadPeerDoesNotBlock: Send to a peer nobody listens for drops at once and reports it unreachable.
 func TestTransportDeadPeerDoesNotBlock(t *testing.T) {
 	fake := &trFakeRaft{}
@@ -564,6 +659,18 @@ func TestTransportRefusesRemovedMember(t *testing.T) {
 	if c := a.fake.count(); c != 0 {
 		t.Errorf("a received %d messages after b removed it", c)
 	}
+}
+
+// TestTransportRemovedHandler: a member whose stream a peer refuses as removed learns it promptly.
+func TestTransportRemovedHandler(t *testing.T) {
+	a := trStartNode(t, 1, 0x77, nil, "")
+	b := trStartNode(t, 2, 0x77, nil, "")
+	var called atomic.Int32
+	a.tr.SetRemovedHandler(func() { called.Add(1) })
+	trLink(t, a, b)
+	b.tr.RemovePeer(1)
+	// Well before the stream's header timeout: the refusal is read at once.
+	trWait(t, time.Second, func() bool { return called.Load() > 0 }, "a's removed handler")
 }
 
 // TestTransportSnapshot: MsgSnap takes the snapshot path without holding up the stream, and its outcome is reported.
@@ -1027,4 +1134,87 @@ func TestTransportKeepalive(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		return c.fake.count() > 0
 	}, "message over the new stream")
+}
+
+// ---- benchmarks ----
+
+// trEchoRaft is a transportRaft for benchmarks: a MsgApp is answered with a
+// MsgAppResp through send, and every MsgAppResp is passed to got.
+type trEchoRaft struct {
+	send func([]raftpb.Message)
+	got  chan raftpb.Message
+}
+
+func (e *trEchoRaft) Process(ctx context.Context, m raftpb.Message) error {
+	switch m.Type {
+	case raftpb.MsgApp:
+		e.send([]raftpb.Message{{Type: raftpb.MsgAppResp, From: m.To, To: m.From, Term: m.Term, Index: m.Index + uint64(len(m.Entries))}})
+	case raftpb.MsgAppResp:
+		e.got <- m
+	}
+	return nil
+}
+func (e *trEchoRaft) ReportUnreachable(id uint64)                          {}
+func (e *trEchoRaft) ReportSnapshot(id uint64, status raft.SnapshotStatus) {}
+
+// trBenchPair links two transports whose raft answers MsgApp; replies to a
+// arrive on the returned channel.
+func trBenchPair(b *testing.B) (a *trNode, replies chan raftpb.Message) {
+	// Tearing the pair down breaks its streams; that is no news here.
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	b.Cleanup(func() { slog.SetDefault(prev) })
+	ra := &trEchoRaft{got: make(chan raftpb.Message, 1024)}
+	rb := &trEchoRaft{}
+	a = trStartNode(b, 1, 0x77, ra, "")
+	bn := trStartNode(b, 2, 0x77, rb, "")
+	ra.send, rb.send = a.tr.Send, bn.tr.Send
+	trLink(b, a, bn)
+	return a, ra.got
+}
+
+// trBenchApp is a MsgApp the size of one small client write.
+func trBenchApp(idx uint64) raftpb.Message {
+	return raftpb.Message{
+		Type: raftpb.MsgApp, From: 1, To: 2, Term: 3, LogTerm: 3, Index: idx, Commit: idx,
+		Entries: []raftpb.Entry{{Term: 3, Index: idx + 1, Data: bytes.Repeat([]byte("v"), 160)}},
+	}
+}
+
+// BenchmarkTransportRoundTrip measures one MsgApp from a to b and its answer
+// back, one at a time: the latency of two message hops.
+func BenchmarkTransportRoundTrip(b *testing.B) {
+	a, replies := trBenchPair(b)
+	msgs := []raftpb.Message{trBenchApp(0)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		msgs[0].Index = uint64(i)
+		a.tr.Send(msgs)
+		<-replies // a lost message hangs the benchmark until go test times out
+	}
+}
+
+// BenchmarkTransportPipelined keeps up to 64 MsgApp in flight from a to b,
+// each answered by b: the cost per message under load.
+func BenchmarkTransportPipelined(b *testing.B) {
+	a, replies := trBenchPair(b)
+	const window = 64
+	msgs := []raftpb.Message{trBenchApp(0)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	inflight := 0
+	for i := 0; i < b.N; i++ {
+		for ; inflight >= window; inflight-- {
+			<-replies
+		}
+		msgs[0].Index = uint64(i)
+		a.tr.Send(msgs)
+		inflight++
+	}
+	for ; inflight > 0; inflight-- {
+		<-replies
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(a.tr.peer(2).batches.Load())/float64(b.N), "batches/msg")
 }
