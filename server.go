@@ -168,6 +168,9 @@ func startServer(cfg *config) (*server, error) {
 		return nil, err
 	}
 	ok = true
+	// A lone member with nothing to replay need not wait for a Ready (there
+	// may be none before the election timeout) to start its election.
+	s.campaignIfAlone()
 	go s.run()
 	go s.expiryLoop()
 	go s.publish()
