@@ -393,9 +393,10 @@ func (s *server) maybeSnapshot() error {
 			"encoded-in", encoded.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
 		// The encoded store (as large as the store's content) and the log
 		// entries compacted away are garbage now: give their memory back
-		// rather than keep it until the heap grows into it again.
+		// rather than keep it until the heap grows into it again. (Not
+		// waited for: a received snapshot waits for this goroutine.)
 		snap.Data = nil
-		debug.FreeOSMemory()
+		go debug.FreeOSMemory()
 	}()
 	return nil
 }
