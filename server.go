@@ -224,7 +224,7 @@ func (s *server) recover(walDir string) error {
 	// live: collecting while the heap grows from nothing to that would
 	// only mark it again and again (at a million keys, a dozen cycles and
 	// write barriers on every node built). One collection at the end does.
-	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	defer pauseGC()()
 	// The newest snapshot that verifies, then the log after it. Should the
 	// log not continue from it (a crash between writing the snapshot and
 	// recording it in the log), let the log say which snapshot it covers.
@@ -284,6 +284,32 @@ func (s *server) recover(walDir string) error {
 	s.replayFrom = s.appliedIndex
 	s.replayStart = time.Now()
 	return nil
+}
+
+// gcPause counts recoveries in progress in this process (tests run several
+// members in one): the collector is off while there is any.
+var gcPause struct {
+	sync.Mutex
+	n       int
+	percent int // the setting to restore
+}
+
+// pauseGC turns the garbage collector off until the returned function is
+// called.
+func pauseGC() (resume func()) {
+	gcPause.Lock()
+	if gcPause.n == 0 {
+		gcPause.percent = debug.SetGCPercent(-1)
+	}
+	gcPause.n++
+	gcPause.Unlock()
+	return func() {
+		gcPause.Lock()
+		if gcPause.n--; gcPause.n == 0 {
+			debug.SetGCPercent(gcPause.percent)
+		}
+		gcPause.Unlock()
+	}
 }
 
 // stateSnapshot is what a snapshot holds: the whole store, membership
