@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -515,6 +516,12 @@ func (s *server) maybeSnapshot() error {
 		}
 		slog.Info("snapshot taken", "index", snap.Metadata.Index, "bytes", len(snap.Data),
 			"encoded-in", encoded.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
+		// The encoded store (as large as the store's content) and the log
+		// entries compacted away are garbage now: give their memory back
+		// rather than keep it until the heap grows into it again. (Not
+		// waited for: a received snapshot waits for this goroutine.)
+		snap.Data = nil
+		go debug.FreeOSMemory()
 	}()
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -1105,5 +1106,67 @@ func TestRecoverKeepsHistoryAndRefusesOtherFormats(t *testing.T) {
 	}
 	if err := New().Recover(buf.Bytes()); err == nil {
 		t.Fatal("a snapshot of another format was accepted")
+	}
+}
+
+// TestStoreRecoverManyChunks round-trips a store of several chunks of
+// nodes (decoded in a goroutine ahead of the tree being built) and checks
+// that a snapshot cut anywhere in them fails without changing the store or
+// leaving that goroutine behind.
+func TestStoreRecoverManyChunks(t *testing.T) {
+	s := New("/1")
+	n := 2*snapChunkNodes + 1000
+	for i := 0; i < n; i++ {
+		must(t)(s.Set(fmt.Sprintf("/1/d%d/k%d", i%7, i), false, fmt.Sprint(i), TTLOptions{}, t0))
+	}
+	data, err := s.Save()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New()
+	if err := r.Recover(data); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dump(t, r), dump(t, s); got != want {
+		t.Fatal("tree differs after recovering several chunks")
+	}
+	before := dump(t, r)
+	goroutines := runtime.NumGoroutine()
+	for _, cut := range []int{len(data) / 4, len(data) / 2, len(data) - 100, len(data) - 1} {
+		if err := r.Recover(data[:cut]); err == nil {
+			t.Errorf("snapshot cut at %d of %d bytes: no error", cut, len(data))
+		}
+	}
+	if dump(t, r) != before {
+		t.Error("a failed recover changed the store")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > goroutines {
+		t.Errorf("%d goroutines after failed recovers, %d before", g, goroutines)
+	}
+}
+
+// BenchmarkStoreRecoverFlat recovers a store of 1,000,000 keys of 64
+// bytes in one directory, as restart-bench.sh writes them.
+func BenchmarkStoreRecoverFlat(b *testing.B) {
+	s := New("/0", "/1")
+	v := strings.Repeat("x", 64)
+	for i := 0; i < 1000000; i++ {
+		s.Set(fmt.Sprintf("/1/k%d", i), false, v, TTLOptions{}, 0)
+	}
+	data, err := s.Save()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s = nil
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := New().Recover(data); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
