@@ -467,3 +467,40 @@ func idOf(c *testCluster, i int) uint64 {
 	urls := urlsToStrings(c.members[i].cfg.InitialAdvertisePeerURLs)
 	return memberID(urls, c.members[i].cfg.InitialClusterToken, 0)
 }
+
+// A follower that was away while the leader trimmed its in-memory log (no
+// snapshot file taken yet) catches up from a snapshot built from the
+// leader's applied state.
+func TestClusterFollowerCatchesUpAfterLogTrim(t *testing.T) {
+	c := startTestCluster(t, 3, func(cfg *config) {
+		cfg.catchUpEntries, cfg.trimEvery = 5, 20
+	})
+	lead := c.leader()
+	follower := (lead + 1) % 3
+	c.stop(follower)
+	for i := 0; i < 100; i++ {
+		code, body := httpDo(t, "PUT", c.members[lead].url+fmt.Sprintf("/v2/keys/trim/k%03d", i), url.Values{"value": {fmt.Sprint(i)}})
+		if code != 201 {
+			t.Fatalf("put %d: %d %s", i, code, body)
+		}
+	}
+	first, err := c.srv(lead).storage.FirstIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied := c.srv(lead).appliedIndexPub.Load(); applied-first > 30 {
+		t.Fatalf("raft's in-memory log holds %d entries (first %d, applied %d); trimming keeps at most 5 + 20", applied-first, first, applied)
+	}
+	if c.srv(lead).snapshotIndex != 0 {
+		t.Fatalf("a snapshot file was taken (index %d); the test means to catch up without one", c.srv(lead).snapshotIndex)
+	}
+	c.start(follower)
+	c.waitReady()
+	dump := c.waitConverged()
+	if !strings.Contains(dump, `"/trim/k000"`) || !strings.Contains(dump, `"/trim/k099"`) {
+		t.Fatalf("the follower lacks keys written while it was away: %s", dump)
+	}
+	if c.srv(follower).snapshotIndex == 0 {
+		t.Fatal("the follower caught up without a snapshot, though the leader's log was trimmed")
+	}
+}

@@ -52,6 +52,7 @@ type config struct {
 
 	clock          func() time.Time // tests only: the clock writes are stamped with
 	catchUpEntries uint64           // tests only: entries kept after a snapshot (0: 5000)
+	trimEvery      uint64           // tests only: applied entries between trims of raft's in-memory log (0: 10000)
 }
 
 // urlsFlag is a comma-separated list of http URLs.

@@ -367,6 +367,9 @@ func (s *server) handleReady(rd raft.Ready) error {
 	for _, rs := range rd.ReadStates {
 		s.readIndexReady(rs)
 	}
+	if err := s.trimRaftLog(); err != nil {
+		return err
+	}
 	return s.maybeSnapshot()
 }
 
@@ -475,6 +478,35 @@ func (s *server) applyConfChange(cc raftpb.ConfChange) {
 	s.waits.trigger(cc.ID, applyResult{})
 }
 
+// raftLogTrimEvery is how many entries are applied between trims of raft's
+// in-memory log (see trimRaftLog).
+const raftLogTrimEvery = 10000
+
+// trimRaftLog keeps raft's in-memory log short between snapshots: every
+// raftLogTrimEvery applied entries, everything but the last catchUpEntries
+// is dropped from it, so memory does not grow with --snapshot-count. The
+// write-ahead log on disk keeps them until the next snapshot file. raft's
+// storage gets a snapshot record (metadata only, no data) at the applied
+// index, which is what it needs to send a follower that is further behind
+// a snapshot (built then from the state applied; see send).
+func (s *server) trimRaftLog() error {
+	keep, every := s.catchUpEntries(), uint64(raftLogTrimEvery)
+	if s.cfg.trimEvery != 0 {
+		every = s.cfg.trimEvery
+	}
+	if s.appliedIndex < s.trimmedAt+every || s.appliedIndex <= keep {
+		return nil
+	}
+	if _, err := s.storage.CreateSnapshot(s.appliedIndex, &s.confState, nil); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+		return fmt.Errorf("record applied index %d in raft storage: %w", s.appliedIndex, err)
+	}
+	if err := s.storage.Compact(s.appliedIndex - keep); err != nil && !errors.Is(err, raft.ErrCompacted) {
+		return fmt.Errorf("compact raft log to %d: %w", s.appliedIndex-keep, err)
+	}
+	s.trimmedAt = s.appliedIndex
+	return nil
+}
+
 // maybeSnapshot takes a snapshot every --snapshot-count applied entries and
 // compacts the raft log behind it.
 func (s *server) maybeSnapshot() error {
@@ -490,6 +522,10 @@ func (s *server) maybeSnapshot() error {
 	// needs a snapshot is sent one of the state applied then (see send),
 	// so holding a copy of the whole store here would only cost memory.
 	snap, err := s.storage.CreateSnapshot(s.appliedIndex, &s.confState, nil)
+	if errors.Is(err, raft.ErrSnapOutOfDate) {
+		// trimRaftLog recorded this index already
+		snap, err = raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: s.appliedIndex, Term: s.appliedTerm, ConfState: s.confState}}, nil
+	}
 	if err != nil {
 		return fmt.Errorf("create snapshot at %d: %w", s.appliedIndex, err)
 	}

@@ -45,6 +45,7 @@ type server struct {
 	appliedIndex  uint64
 	appliedTerm   uint64
 	snapshotIndex uint64
+	trimmedAt     uint64 // applied index of the last trim of raft's in-memory log
 	confState     raftpb.ConfState
 	campaigned    bool
 	batch         inboxBatch          // the inbox's last take, reused
