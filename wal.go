@@ -146,6 +146,7 @@ type WAL struct {
 	chain       uint32           // chained CRC of the last record written
 	log         walLogTracker    // indexes and terms written so far
 	hs          raftpb.HardState // last hard state written
+	pendingHS   raftpb.HardState // a newer one that only moves the commit index, not written yet (zero: none)
 	latest      walMarker        // last snapshot marker written (index 0: none)
 	buf         []byte           // reused batch buffer
 	unsynced    bool             // written records that must be fsynced before Sync returns
@@ -1120,6 +1121,18 @@ func (w *WAL) Append(hs raftpb.HardState, ents []raftpb.Entry) error {
 	if !hasHS && len(ents) == 0 {
 		return nil
 	}
+	if hasHS && len(ents) == 0 && hs.Term == w.hs.Term && hs.Vote == w.hs.Vote {
+		// A hard state that only moves the commit index is not written on
+		// its own: raft does not need it durable (it learns the commit index
+		// again), so it waits for the next entries, term change or Close.
+		// That saves a write per Ready on the write path.
+		w.pendingHS = hs
+		return nil
+	}
+	if !hasHS && w.pendingHS != (raftpb.HardState{}) {
+		hs, hasHS = w.pendingHS, true
+	}
+	w.pendingHS = raftpb.HardState{}
 	for i := range ents {
 		if i == 0 {
 			if err := w.log.checkEntry(ents[0].Index); err != nil {
@@ -1244,7 +1257,20 @@ func (w *WAL) Close() error {
 	if w.f == nil {
 		return nil
 	}
-	err := w.f.Close()
+	var err error
+	if hs := w.pendingHS; hs != (raftpb.HardState{}) && w.usable() == nil {
+		// the latest commit index, so that a restart replays all it can
+		buf, c, aerr := walAppendHardState(w.buf[:0], &hs, w.chain)
+		if err = aerr; err == nil {
+			err = w.write(buf, c, true)
+		}
+		if err == nil {
+			w.hs, w.pendingHS = hs, raftpb.HardState{}
+		}
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
 	w.f = nil
 	if err != nil {
 		return fmt.Errorf("wal: close: %w", err)

@@ -1184,3 +1184,43 @@ func TestWALAppendThenSync(t *testing.T) {
 	_, st := walTestOpen(t, dir, 0, 0)
 	walTestCheckEnts(t, st.Entries, want)
 }
+
+func TestWALCommitIndexRidesWithNextWrite(t *testing.T) {
+	dir := t.TempDir()
+	w, _, err := OpenWAL(dir, walTestMeta, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	steps := []struct {
+		hs         raftpb.HardState
+		ents       []raftpb.Entry
+		wantCommit uint64 // read back by a reopen without Close (as after a crash)
+	}{
+		{raftpb.HardState{Term: 1, Vote: 1}, walTestEnts(1, 2, 1, 20), 0},
+		{raftpb.HardState{Term: 1, Vote: 1, Commit: 2}, nil, 0},                      // held back
+		{raftpb.HardState{}, walTestEnts(3, 3, 1, 20), 2},                            // written with the next entries
+		{raftpb.HardState{Term: 1, Vote: 1, Commit: 3}, nil, 2},                      // held back
+		{raftpb.HardState{Term: 2, Vote: 0, Commit: 3}, nil, 3},                      // a new term is written at once
+		{raftpb.HardState{Term: 2, Vote: 0, Commit: 3}, walTestEnts(4, 4, 2, 20), 3}, // with entries
+	}
+	for i, s := range steps {
+		if err := w.Save(s.hs, s.ents); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		_, st := walTestOpen(t, walTestCopyDir(t, dir), 0, 0)
+		if st.HardState.Commit != s.wantCommit {
+			t.Fatalf("step %d: commit read back %d, want %d", i, st.HardState.Commit, s.wantCommit)
+		}
+	}
+	if err := w.Save(raftpb.HardState{Term: 2, Commit: 4}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, st := walTestOpen(t, dir, 0, 0)
+	if st.HardState.Commit != 4 {
+		t.Fatalf("commit after Close %d, want 4 (Close writes the held-back one)", st.HardState.Commit)
+	}
+}
