@@ -42,6 +42,11 @@ func BenchmarkHTTPWrite(b *testing.B) {
 func BenchmarkHTTPRead(b *testing.B) {
 	m := startTestMember(b, nil)
 	m.do(b, "PUT", "/v2/keys/bench/k", map[string][]string{"value": {strings.Repeat("x", 64)}})
+	benchParallelGets(b, m.URL+"/v2/keys/bench/k")
+}
+
+// benchParallelGets measures GETs of url from 16 parallel clients per CPU.
+func benchParallelGets(b *testing.B, url string) {
 	tr := &http.Transport{MaxIdleConnsPerHost: 256}
 	hc := &http.Client{Transport: tr}
 	b.Cleanup(tr.CloseIdleConnections)
@@ -50,7 +55,7 @@ func BenchmarkHTTPRead(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			resp, err := hc.Get(m.URL + "/v2/keys/bench/k")
+			resp, err := hc.Get(url)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -159,20 +158,5 @@ func BenchmarkHTTPReadBare(b *testing.B) {
 		w.Write(body)
 	}))
 	b.Cleanup(ts.Close)
-	tr := &http.Transport{MaxIdleConnsPerHost: 256}
-	hc := &http.Client{Transport: tr}
-	b.Cleanup(tr.CloseIdleConnections)
-	b.ReportAllocs()
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			resp, err := hc.Get(ts.URL + "/v2/keys/bench/k")
-			if err != nil {
-				b.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-	})
+	benchParallelGets(b, ts.URL+"/v2/keys/bench/k")
 }

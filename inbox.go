@@ -50,17 +50,23 @@ func (in *raftInbox) notify() {
 	}
 }
 
-// propose queues a client write; false if the loop has stopped.
-func (in *raftInbox) propose(p proposal) bool {
+// add runs queue under the lock unless the loop has stopped, then wakes
+// the loop; false if it has stopped.
+func (in *raftInbox) add(queue func()) bool {
 	in.mu.Lock()
 	if in.closed {
 		in.mu.Unlock()
 		return false
 	}
-	in.props = append(in.props, p)
+	queue()
 	in.mu.Unlock()
 	in.notify()
 	return true
+}
+
+// propose queues a client write; false if the loop has stopped.
+func (in *raftInbox) propose(p proposal) bool {
+	return in.add(func() { in.props = append(in.props, p) })
 }
 
 // step queues a peer's message, waiting while the inbox is full; false if
@@ -82,39 +88,18 @@ func (in *raftInbox) step(ctx context.Context, m raftpb.Message) bool {
 
 // read queues a quorum read registered in readIndexes under id.
 func (in *raftInbox) read(id uint64) bool {
-	in.mu.Lock()
-	if in.closed {
-		in.mu.Unlock()
-		return false
-	}
-	in.reads = append(in.reads, id)
-	in.mu.Unlock()
-	in.notify()
-	return true
+	return in.add(func() { in.reads = append(in.reads, id) })
 }
 
 // change queues a membership change.
 func (in *raftInbox) change(cc raftpb.ConfChange) bool {
-	in.mu.Lock()
-	if in.closed {
-		in.mu.Unlock()
-		return false
-	}
-	in.changes = append(in.changes, cc)
-	in.mu.Unlock()
-	in.notify()
-	return true
+	return in.add(func() { in.changes = append(in.changes, cc) })
 }
 
 // report queues a call the loop makes on the raft node (a transport's
 // report about a peer).
 func (in *raftInbox) report(f func(*raft.RawNode)) {
-	in.mu.Lock()
-	if !in.closed {
-		in.reports = append(in.reports, f)
-	}
-	in.mu.Unlock()
-	in.notify()
+	in.add(func() { in.reports = append(in.reports, f) })
 }
 
 // inboxBatch is what the loop takes from the inbox at once.
