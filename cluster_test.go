@@ -9,8 +9,11 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
 
 	"etcdlite/kv"
 )
@@ -502,5 +505,31 @@ func TestClusterFollowerCatchesUpAfterLogTrim(t *testing.T) {
 	}
 	if c.srv(follower).snapshotIndex == 0 {
 		t.Fatal("the follower caught up without a snapshot, though the leader's log was trimmed")
+	}
+}
+
+// A quorum read through a follower whose read-index request is lost on the
+// way to the leader is asked for again and answered, not left to time out.
+func TestClusterQuorumReadSurvivesLostReadIndex(t *testing.T) {
+	c := startTestCluster(t, 3, nil)
+	lead := c.leader()
+	follower := (lead + 1) % 3
+	if code, body := httpDo(t, "PUT", c.members[lead].url+"/v2/keys/q", url.Values{"value": {"v"}}); code != 201 {
+		t.Fatalf("put: %d %s", code, body)
+	}
+	var dropped atomic.Int32
+	c.srv(follower).transport.SetFilter(func(from, to uint64, m *raftpb.Message) (bool, time.Duration) {
+		return m.Type == raftpb.MsgReadIndex && dropped.Add(1) == 1, 0
+	})
+	start := time.Now()
+	code, body := httpDo(t, "GET", c.members[follower].url+"/v2/keys/q?quorum=true", nil)
+	if code != 200 || !strings.Contains(body, `"value":"v"`) {
+		t.Fatalf("quorum read: %d %s", code, body)
+	}
+	if dropped.Load() < 2 {
+		t.Fatalf("the read index was asked for %d times; the first was dropped, so it must have been asked again", dropped.Load())
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("quorum read took %v", took)
 	}
 }

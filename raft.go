@@ -208,6 +208,7 @@ func (s *server) run() {
 		select {
 		case <-ticker.C:
 			s.rn.Tick()
+			s.retryReads()
 		case <-s.inbox.wake:
 		case <-s.stopc:
 			return
@@ -251,7 +252,8 @@ func (s *server) stepInbox() {
 	}
 	if len(b.reads) > 0 {
 		id := nextRequestID()
-		s.readBatches[id] = append([]uint64(nil), b.reads...)
+		now := time.Now()
+		s.readBatches[id] = &readBatch{ids: append([]uint64(nil), b.reads...), created: now, asked: now}
 		s.requestReadIndex(id)
 	}
 	b.clear()
@@ -290,10 +292,41 @@ func (s *server) requestReadIndex(batch uint64) {
 // readIndexReady serves the reads of the batch a ReadState answers.
 func (s *server) readIndexReady(rs raft.ReadState) {
 	batch := binary.BigEndian.Uint64(rs.RequestCtx)
-	for _, id := range s.readBatches[batch] {
+	rb := s.readBatches[batch]
+	if rb == nil {
+		return // answered already (it was asked for twice)
+	}
+	for _, id := range rb.ids {
 		s.readIndexes.trigger(id, applyResult{event: &kv.Event{EtcdIndex: rs.Index}})
 	}
 	delete(s.readBatches, batch)
+}
+
+// readBatch is a set of quorum reads waiting for one read index.
+type readBatch struct {
+	ids     []uint64 // their readIndexes keys
+	created time.Time
+	asked   time.Time // when raft was last asked for it
+}
+
+// retryReads asks again for read indexes unanswered for an election
+// timeout (the request or its answer may have been lost on the way to or
+// from the leader) and forgets those whose readers have all timed out.
+func (s *server) retryReads() {
+	if len(s.readBatches) == 0 {
+		return
+	}
+	now := time.Now()
+	retry := time.Duration(s.cfg.ElectionMs) * time.Millisecond
+	for batch, rb := range s.readBatches {
+		switch {
+		case now.Sub(rb.created) > s.requestTimeout():
+			delete(s.readBatches, batch)
+		case now.Sub(rb.asked) > retry && s.leader.Load() != 0:
+			rb.asked = now
+			s.requestReadIndex(batch)
+		}
+	}
 }
 
 // leaderChanged asks the new leader again for the reads the old one left
@@ -302,7 +335,9 @@ func (s *server) leaderChanged() {
 	if s.leader.Load() == 0 {
 		return
 	}
-	for batch := range s.readBatches {
+	now := time.Now()
+	for batch, rb := range s.readBatches {
+		rb.asked = now
 		s.requestReadIndex(batch)
 	}
 }

@@ -48,11 +48,11 @@ type server struct {
 	trimmedAt     uint64 // applied index of the last trim of raft's in-memory log
 	confState     raftpb.ConfState
 	campaigned    bool
-	batch         inboxBatch          // the inbox's last take, reused
-	readBatches   map[uint64][]uint64 // quorum reads waiting for a read index, by batch
-	replayFrom    uint64              // applied index when recovery began
-	replayTo      uint64              // commit index the log held at start; 0 once replayed
-	replayStart   time.Time           // when recovery began
+	batch         inboxBatch            // the inbox's last take, reused
+	readBatches   map[uint64]*readBatch // quorum reads waiting for a read index, by batch
+	replayFrom    uint64                // applied index when recovery began
+	replayTo      uint64                // commit index the log held at start; 0 once replayed
+	replayStart   time.Time             // when recovery began
 
 	storageErr      atomic.Pointer[error] // set when the log can no longer be written
 	snapshotting    atomic.Bool           // a local snapshot is being written
@@ -91,7 +91,7 @@ func startServer(cfg *config) (*server, error) {
 		waits:       waitList{m: map[uint64]waiter{}},
 		readIndexes: waitList{m: map[uint64]waiter{}},
 		inbox:       newRaftInbox(),
-		readBatches: map[uint64][]uint64{},
+		readBatches: map[uint64]*readBatch{},
 		appliedWait: appliedNotifier{ch: make(chan struct{})},
 		now:         cfg.clock,
 	}
