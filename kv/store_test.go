@@ -747,14 +747,7 @@ func TestStoreSaveRecover(t *testing.T) {
 		t.Errorf("watcher kept across recover got %s", evJSON(e))
 	}
 	// a second round trip of the recovered store gives the same tree
-	data2, err := r.Save()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r2 := New()
-	if err := r2.Recover(data2); err != nil {
-		t.Fatal(err)
-	}
+	r2 := saveAndRecover(t, r)
 	if a, b := dump(t, r2), dump(t, r); a != b {
 		t.Errorf("second round trip differs:\n got %s\nwant %s", a, b)
 	}
@@ -1080,14 +1073,7 @@ func TestRecoverKeepsHistoryAndRefusesOtherFormats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	data, err := s.Save()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := New()
-	if err := r.Recover(data); err != nil {
-		t.Fatal(err)
-	}
+	r := saveAndRecover(t, s)
 	w, werr := r.Watch("/1/h", false, false, 2)
 	if werr != nil {
 		t.Fatalf("watch from index 2 after recovery: %v", werr)
@@ -1169,4 +1155,18 @@ func BenchmarkStoreRecoverFlat(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// saveAndRecover returns a new store recovered from a snapshot of s.
+func saveAndRecover(t *testing.T, s *Store) *Store {
+	t.Helper()
+	data, err := s.Save()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New()
+	if err := r.Recover(data); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
