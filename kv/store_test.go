@@ -1052,14 +1052,7 @@ func BenchmarkStoreSaveRecover(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		data, err := s.Save()
-		if err != nil {
-			b.Fatal(err)
-		}
-		r := New()
-		if err := r.Recover(data); err != nil {
-			b.Fatal(err)
-		}
+		saveAndRecover(b, s)
 	}
 }
 
@@ -1158,7 +1151,7 @@ func BenchmarkStoreRecoverFlat(b *testing.B) {
 }
 
 // saveAndRecover returns a new store recovered from a snapshot of s.
-func saveAndRecover(t *testing.T, s *Store) *Store {
+func saveAndRecover(t testing.TB, s *Store) *Store {
 	t.Helper()
 	data, err := s.Save()
 	if err != nil {
