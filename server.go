@@ -239,10 +239,13 @@ func (s *server) recover(walDir string) error {
 	// The newest snapshot that verifies, then the log after it. Should the
 	// log not continue from it (a crash between writing the snapshot and
 	// recording it in the log), let the log say which snapshot it covers.
-	snap, err := s.snapper.Load(nil)
+	snap, release, err := s.snapper.Load(nil)
 	if err != nil && !errors.Is(err, ErrNoSnapshot) {
 		return fmt.Errorf("load snapshot: %w", err)
 	}
+	// The snapshot's data is its file mapped into memory: every path below
+	// has waited for the store to finish with it before returning.
+	defer func() { release() }()
 	// The store decodes the snapshot while the log is read: on two cores
 	// the log costs nothing on top.
 	var decoded chan error
@@ -254,13 +257,15 @@ func (s *server) recover(walDir string) error {
 	if err != nil && !raft.IsEmptySnap(snap) {
 		<-decoded // start again from an empty store: the log chooses the snapshot
 		decoded = nil
+		release()
+		release = func() {}
 		s.store = kv.New(clusterPrefix, keysPrefix)
 		slog.Warn("the log does not continue from the newest snapshot; choosing by the log", "snapshot-index", snap.Metadata.Index, "err", err)
 		usable, uerr := walSnapshotUsable(walDir)
 		if uerr != nil {
 			return fmt.Errorf("read write-ahead log: %w", uerr)
 		}
-		snap, err = s.snapper.Load(usable)
+		snap, release, err = s.snapper.Load(usable)
 		if err != nil && !errors.Is(err, ErrNoSnapshot) {
 			return fmt.Errorf("load snapshot: %w", err)
 		}

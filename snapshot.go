@@ -7,13 +7,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/gob"
 	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -211,19 +211,23 @@ func (s *Snapshotter) prune() error {
 // usable(index, term) is true (nil usable accepts all). Files that fail to
 // verify are logged and renamed to *.broken. Files usable rejects are left
 // alone. It returns ErrNoSnapshot if no snapshot qualifies.
-func (s *Snapshotter) Load(usable func(index, term uint64) bool) (raftpb.Snapshot, error) {
+//
+// The snapshot's data is the file mapped into memory, not a copy: it must
+// not be used after release is called (release is never nil).
+func (s *Snapshotter) Load(usable func(index, term uint64) bool) (snap raftpb.Snapshot, release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	none := func() {}
 	snaps, temps, err := s.list()
 	if errors.Is(err, os.ErrNotExist) {
-		return raftpb.Snapshot{}, ErrNoSnapshot
+		return raftpb.Snapshot{}, none, ErrNoSnapshot
 	}
 	if err != nil {
-		return raftpb.Snapshot{}, err
+		return raftpb.Snapshot{}, none, err
 	}
 	for _, tmp := range temps {
 		if err := os.Remove(tmp); err != nil {
-			return raftpb.Snapshot{}, fmt.Errorf("snapshot: remove leftover temp file: %w", err)
+			return raftpb.Snapshot{}, none, fmt.Errorf("snapshot: remove leftover temp file: %w", err)
 		}
 	}
 	for i := len(snaps) - 1; i >= 0; i-- {
@@ -231,32 +235,30 @@ func (s *Snapshotter) Load(usable func(index, term uint64) bool) (raftpb.Snapsho
 		if usable != nil && !usable(e.index, e.term) {
 			continue
 		}
-		snap, err := snapRead(e)
-		if err == nil {
-			return snap, nil
+		data, release, err := mapFileReadOnly(e.path)
+		if err != nil {
+			return raftpb.Snapshot{}, none, fmt.Errorf("snapshot: %w", err)
 		}
+		snap, err := snapDecode(data, e)
+		if err == nil {
+			return snap, release, nil
+		}
+		release()
 		slog.Warn("snapshot: damaged snapshot file", "file", e.path, "err", err)
 		if rerr := os.Rename(e.path, e.path+snapBrokenExt); rerr != nil {
-			return raftpb.Snapshot{}, fmt.Errorf("snapshot: set aside damaged file: %w", rerr)
+			return raftpb.Snapshot{}, none, fmt.Errorf("snapshot: set aside damaged file: %w", rerr)
 		}
 	}
-	return raftpb.Snapshot{}, ErrNoSnapshot
+	return raftpb.Snapshot{}, none, ErrNoSnapshot
 }
 
-// snapRead reads and verifies one snapshot file.
-func snapRead(e snapEntry) (raftpb.Snapshot, error) {
-	f, err := os.Open(e.path)
-	if err != nil {
-		return raftpb.Snapshot{}, fmt.Errorf("open: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return raftpb.Snapshot{}, fmt.Errorf("stat: %w", err)
-	}
-	br := bufio.NewReaderSize(f, 1<<20)
+// snapDecode verifies the content of one snapshot file and returns the
+// snapshot, whose data points into file.
+func snapDecode(file []byte, e snapEntry) (raftpb.Snapshot, error) {
+	in := bytes.NewReader(file)
 	var sf snapFile
-	if err := gob.NewDecoder(br).Decode(&sf); err != nil {
+	// in is an io.ByteReader, so gob reads exactly the header, no further
+	if err := gob.NewDecoder(in).Decode(&sf); err != nil {
 		return raftpb.Snapshot{}, fmt.Errorf("decode: %w", err)
 	}
 	if sf.Magic != snapMagic {
@@ -265,16 +267,10 @@ func snapRead(e snapEntry) (raftpb.Snapshot, error) {
 	if sf.Version != snapVersion {
 		return raftpb.Snapshot{}, fmt.Errorf("unsupported snapshot version %d", sf.Version)
 	}
-	if sf.DataLen > uint64(fi.Size()) {
-		return raftpb.Snapshot{}, fmt.Errorf("header says %d bytes of data in a file of %d", sf.DataLen, fi.Size())
+	if sf.DataLen != uint64(in.Len()) {
+		return raftpb.Snapshot{}, fmt.Errorf("header says %d bytes of data, the file has %d after it", sf.DataLen, in.Len())
 	}
-	sf.data = make([]byte, sf.DataLen)
-	if _, err := io.ReadFull(br, sf.data); err != nil {
-		return raftpb.Snapshot{}, fmt.Errorf("read data: %w", err)
-	}
-	if n, _ := br.Read(make([]byte, 1)); n != 0 {
-		return raftpb.Snapshot{}, errors.New("unexpected data after the snapshot")
-	}
+	sf.data = file[len(file)-in.Len():]
 	switch {
 	case sf.CRC != snapChecksum(&sf):
 		return raftpb.Snapshot{}, errors.New("checksum mismatch")

@@ -57,10 +57,11 @@ func TestSnapshotterRoundTrip(t *testing.T) {
 	if err := s.Save(want); err != nil {
 		t.Fatal(err)
 	}
-	got, err := NewSnapshotter(dir, 5).Load(nil)
+	got, release, err := NewSnapshotter(dir, 5).Load(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer release()
 	snapTestEqual(t, got, want)
 	if names := snapTestNames(t, dir); len(names) != 1 || names[0] != snapFileName(7, 1234) {
 		t.Fatalf("files %v", names)
@@ -106,10 +107,11 @@ func TestSnapshotterCorruptFallsBack(t *testing.T) {
 			if err := tt.damage(newest); err != nil {
 				t.Fatal(err)
 			}
-			got, err := s.Load(func(uint64, uint64) bool { return true })
+			got, release, err := s.Load(func(uint64, uint64) bool { return true })
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer release()
 			snapTestEqual(t, got, older)
 			if _, err := os.Stat(newest + snapBrokenExt); err != nil {
 				t.Fatalf("damaged file not set aside: %v", err)
@@ -127,7 +129,7 @@ func TestSnapshotterWrongNameNotLoaded(t *testing.T) {
 	if err := os.Rename(filepath.Join(dir, snapFileName(1, 10)), filepath.Join(dir, snapFileName(2, 20))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Load(nil); !errors.Is(err, ErrNoSnapshot) {
+	if _, _, err := s.Load(nil); !errors.Is(err, ErrNoSnapshot) {
 		t.Fatalf("Load = %v, want ErrNoSnapshot", err)
 	}
 }
@@ -140,17 +142,18 @@ func TestSnapshotterUsable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := s.Load(func(index, term uint64) bool { return index <= 20 })
+	got, release, err := s.Load(func(index, term uint64) bool { return index <= 20 })
 	if err != nil {
 		t.Fatal(err)
 	}
+	release()
 	if got.Metadata.Index != 20 {
 		t.Fatalf("loaded %d, want 20", got.Metadata.Index)
 	}
 	if len(snapTestNames(t, dir)) != 3 {
 		t.Fatal("an unusable snapshot was removed or renamed")
 	}
-	if _, err := s.Load(func(uint64, uint64) bool { return false }); !errors.Is(err, ErrNoSnapshot) {
+	if _, _, err := s.Load(func(uint64, uint64) bool { return false }); !errors.Is(err, ErrNoSnapshot) {
 		t.Fatalf("Load = %v, want ErrNoSnapshot", err)
 	}
 }
@@ -178,16 +181,17 @@ func TestSnapshotterPrune(t *testing.T) {
 		if want := snapFileName(uint64(tt.saves), uint64(tt.saves*100)); names[len(names)-1] != want {
 			t.Fatalf("newest file %s, want %s", names[len(names)-1], want)
 		}
-		got, err := s.Load(nil)
+		got, release, err := s.Load(nil)
 		if err != nil || got.Metadata.Index != uint64(tt.saves*100) {
 			t.Fatalf("Load = %d, %v", got.Metadata.Index, err)
 		}
+		release()
 	}
 }
 
 func TestSnapshotterEmpty(t *testing.T) {
 	for _, dir := range []string{t.TempDir(), filepath.Join(t.TempDir(), "missing")} {
-		if _, err := NewSnapshotter(dir, 5).Load(nil); !errors.Is(err, ErrNoSnapshot) {
+		if _, _, err := NewSnapshotter(dir, 5).Load(nil); !errors.Is(err, ErrNoSnapshot) {
 			t.Fatalf("Load(%s) = %v, want ErrNoSnapshot", dir, err)
 		}
 	}
@@ -198,7 +202,7 @@ func TestSnapshotterEmpty(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := NewSnapshotter(dir, 5).Load(nil); !errors.Is(err, ErrNoSnapshot) {
+	if _, _, err := NewSnapshotter(dir, 5).Load(nil); !errors.Is(err, ErrNoSnapshot) {
 		t.Fatalf("Load = %v, want ErrNoSnapshot", err)
 	}
 	for _, name := range snapTestNames(t, dir) {

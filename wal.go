@@ -741,7 +741,7 @@ func walReplayDir(segs []walSegmentInfo, r *walReplay) error {
 		if i > 0 && seg.seq != segs[i-1].seq+1 {
 			return walCorrupt(seg.path, 0, "segment sequence gap: expected sequence %d, found %d", segs[i-1].seq+1, seg.seq)
 		}
-		data, release, err := walMapSegment(seg.path)
+		data, release, err := mapFileReadOnly(seg.path)
 		if err != nil {
 			return err
 		}
@@ -903,7 +903,7 @@ func walReadMetadata(dir string) (WALMetadata, error) {
 		return WALMetadata{}, fmt.Errorf("wal: no segments in %s", dir)
 	}
 	path := segs[0].path
-	data, release, err := walMapSegment(path)
+	data, release, err := mapFileReadOnly(path)
 	if err != nil {
 		return WALMetadata{}, err
 	}
@@ -1022,18 +1022,21 @@ func (w *WAL) write(buf []byte, chain uint32, sync bool) error {
 	return nil
 }
 
-// walMapSegment maps a segment file read-only, so that reading a mostly
-// preallocated 64 MB segment costs no heap. Nothing decoded from the
-// mapping may keep pointing into it after release.
-func walMapSegment(path string) (data []byte, release func(), err error) {
+// mapFileReadOnly maps a file (a log segment, a snapshot) read-only, so
+// that reading it costs no heap: a mostly preallocated 64 MB segment, or a
+// snapshot already in the page cache, is not copied into fresh memory (on a
+// virtual machine first touches of fresh memory are what a restart spends
+// most on). Nothing decoded from the mapping may keep pointing into it
+// after release.
+func mapFileReadOnly(path string) (data []byte, release func(), err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("wal: read segment: %w", err)
+		return nil, nil, fmt.Errorf("map %s: %w", path, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, nil, fmt.Errorf("wal: read segment: %w", err)
+		return nil, nil, fmt.Errorf("map %s: %w", path, err)
 	}
 	if fi.Size() == 0 {
 		return nil, func() {}, nil
@@ -1043,7 +1046,7 @@ func walMapSegment(path string) (data []byte, release func(), err error) {
 		// a file system that cannot map: read it instead
 		data, err = os.ReadFile(path)
 		if err != nil {
-			return nil, nil, fmt.Errorf("wal: read segment: %w", err)
+			return nil, nil, fmt.Errorf("map %s: %w", path, err)
 		}
 		return data, func() {}, nil
 	}

@@ -2,62 +2,46 @@ package kv
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/gob"
+	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 )
 
 // snapFormat is the version of the saved form written by this code.
-const snapFormat = 4
+const snapFormat = 5
 
-// snapChunkNodes is how many nodes go in one gob message: small messages
-// keep gob from copying a huge buffer again and again as it grows it.
-const snapChunkNodes = 32 << 10
+// A saved store is a gob-encoded snapHeader followed by the nodes, each
+// written by hand (gob would allocate a string per name only to throw it
+// away, and decodes several times slower) in depth-first order, parents
+// before children:
+//
+//	uvarint depth (ancestors below the root)
+//	uvarint len(name), name (the last element of the path)
+//	byte    flags (snapDir, snapExpires)
+//	uvarint number of children (a directory) | uvarint len(value), value (a file)
+//	uvarint createdIndex, uvarint modifiedIndex
+//	varint  expireTime (only with snapExpires)
+const (
+	snapDir     = 1 << 0
+	snapExpires = 1 << 1
+)
 
-// snapHeader is the first gob message of a saved store.
+// snapHeader is the first part of a saved store.
 type snapHeader struct {
 	Format   int // snapFormat; anything else is refused, never half-read
 	Index    uint64
 	Readonly []string
-	Nodes    int // how many nodes the chunks that follow hold
+	Nodes    int // how many node records follow
 	Stats    Stats
 	History  []*Event // the event history, oldest first, so watches from the past survive a restart
 }
 
-// snapChunk is a run of nodes, stored column by column in depth-first
-// order, parents before children, which gob encodes and decodes far faster
-// than a slice of structs: Depth is the number of ancestors below the root,
-// Name the last element of the path.
-type snapChunk struct {
-	Kids     []uint32 // for a directory, how many children it has (sizes its map)
-	Depth    []uint32
-	Name     []string
-	Value    []string
-	Dir      []bool
-	Created  []uint64
-	Modified []uint64
-	Expire   []int64
-}
+// snapSlabNodes is how many nodes Recover allocates at once.
+const snapSlabNodes = 1024
 
-// snapDecodeAhead is how many decoded chunks may wait for Recover to
-// build them into the tree.
-const snapDecodeAhead = 2
-
-// snapDecoded is a chunk of nodes decoded by Recover's decoding goroutine.
-type snapDecoded struct {
-	chunk *snapChunk
-	err   error
-}
-
-func (c *snapChunk) reset() {
-	c.Kids = c.Kids[:0]
-	c.Depth, c.Name, c.Value, c.Dir = c.Depth[:0], c.Name[:0], c.Value[:0], c.Dir[:0]
-	c.Created, c.Modified, c.Expire = c.Created[:0], c.Modified[:0], c.Expire[:0]
-}
-
-// Save encodes the whole tree and the event history (not the watchers)
-// with gob: a header, then the nodes in chunks.
+// Save encodes the whole tree and the event history (not the watchers).
 func (s *Store) Save() ([]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -70,44 +54,50 @@ func (s *Store) Save() ([]byte, error) {
 		h.History = append(h.History, hist.events[(hist.front+i)%len(hist.events)])
 	}
 	var buf bytes.Buffer
-	buf.Grow(96 * h.Nodes)
-	enc := gob.NewEncoder(&buf)
-	if err := enc.Encode(&h); err != nil {
+	if err := gob.NewEncoder(&buf).Encode(&h); err != nil {
 		return nil, fmt.Errorf("encode store: %w", err)
 	}
-	var c snapChunk
-	var err error
-	flush := func() {
-		if err == nil && len(c.Name) > 0 {
-			err = enc.Encode(&c)
-			c.reset()
+	out := make([]byte, buf.Len(), buf.Len()+96*h.Nodes)
+	copy(out, buf.Bytes())
+	var walk func(n *node, depth uint64)
+	walk = func(n *node, depth uint64) {
+		out = appendSnapNode(out, n, depth)
+		for _, c := range n.children {
+			walk(c, depth+1)
 		}
 	}
-	var walk func(n *node, depth uint32)
-	walk = func(n *node, depth uint32) {
-		c.Kids = append(c.Kids, uint32(len(n.children)))
-		c.Depth = append(c.Depth, depth)
-		c.Name = append(c.Name, n.name())
-		c.Value = append(c.Value, n.value)
-		c.Dir = append(c.Dir, n.isDir())
-		c.Created = append(c.Created, n.createdIndex)
-		c.Modified = append(c.Modified, n.modifiedIndex)
-		c.Expire = append(c.Expire, n.expireTime)
-		if len(c.Name) == snapChunkNodes {
-			flush()
-		}
-		for _, ch := range n.children {
-			walk(ch, depth+1)
-		}
+	for _, c := range s.root.children {
+		walk(c, 0)
 	}
-	for _, ch := range s.root.children {
-		walk(ch, 0)
+	return out, nil
+}
+
+// appendSnapNode appends n's record to b.
+func appendSnapNode(b []byte, n *node, depth uint64) []byte {
+	b = binary.AppendUvarint(b, depth)
+	name := n.name()
+	b = binary.AppendUvarint(b, uint64(len(name)))
+	b = append(b, name...)
+	var flags byte
+	if n.isDir() {
+		flags |= snapDir
 	}
-	flush()
-	if err != nil {
-		return nil, fmt.Errorf("encode store: %w", err)
+	if n.expireTime != 0 {
+		flags |= snapExpires
 	}
-	return buf.Bytes(), nil
+	b = append(b, flags)
+	if n.isDir() {
+		b = binary.AppendUvarint(b, uint64(len(n.children)))
+	} else {
+		b = binary.AppendUvarint(b, uint64(len(n.value)))
+		b = append(b, n.value...)
+	}
+	b = binary.AppendUvarint(b, n.createdIndex)
+	b = binary.AppendUvarint(b, n.modifiedIndex)
+	if n.expireTime != 0 {
+		b = binary.AppendVarint(b, n.expireTime)
+	}
+	return b
 }
 
 func (s *Store) countNodes(n *node) int {
@@ -118,92 +108,143 @@ func (s *Store) countNodes(n *node) int {
 	return total
 }
 
+// errSnapTruncated is what a node record that runs past the end gives.
+var errSnapTruncated = errors.New("a node record runs past the end")
+
+// snapReader reads node records; the first error sticks.
+type snapReader struct {
+	b   []byte
+	err error
+}
+
+func (r *snapReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *snapReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *snapReader) byte() byte {
+	if len(r.b) == 0 {
+		r.fail()
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+// bytes returns a length-prefixed run of bytes (pointing into the input).
+func (r *snapReader) bytes() []byte {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail()
+		return nil
+	}
+	p := r.b[:n]
+	r.b = r.b[n:]
+	return p
+}
+
+func (r *snapReader) fail() {
+	if r.err == nil {
+		r.err = errSnapTruncated
+	}
+	r.b = nil
+}
+
 // Recover replaces the store's content with a saved one. Watchers stay
-// registered; the event history is the saved one.
+// registered; the event history is the saved one. Nothing of data is kept:
+// it may be released once Recover returns.
 func (s *Store) Recover(data []byte) error {
-	dec := gob.NewDecoder(bytes.NewReader(data))
+	in := bytes.NewReader(data)
 	var h snapHeader
-	if err := dec.Decode(&h); err != nil {
+	// in is an io.ByteReader, so gob reads exactly the header, no further
+	if err := gob.NewDecoder(in).Decode(&h); err != nil {
 		return fmt.Errorf("decode store: %w", err)
 	}
 	if h.Format != snapFormat {
 		return fmt.Errorf("decode store: snapshot format %d, this etcdlite reads format %d", h.Format, snapFormat)
 	}
-	// Decoding runs in its own goroutine, a few chunks ahead of the tree
-	// being built from them: on a machine with a second core the two
-	// overlap (at a million keys each takes about half the time).
-	decoded := make(chan snapDecoded, snapDecodeAhead)
-	free := make(chan *snapChunk, snapDecodeAhead+2)
-	for i := 0; i < snapDecodeAhead+2; i++ {
-		free <- new(snapChunk)
+	if h.Nodes < 0 || h.Nodes > len(data) {
+		return fmt.Errorf("decode store: header claims %d nodes", h.Nodes)
 	}
-	quit := make(chan struct{})
-	defer close(quit)
-	go func() {
-		for seen := 0; seen < h.Nodes; {
-			var c *snapChunk
-			select {
-			case c = <-free:
-			case <-quit:
-				return
-			}
-			c.reset()
-			err := dec.Decode(c)
-			select {
-			case decoded <- snapDecoded{c, err}:
-			case <-quit:
-				return
-			}
-			if err != nil || len(c.Name) == 0 {
-				return
-			}
-			seen += len(c.Name)
-		}
-	}()
+	r := snapReader{b: data[len(data)-in.Len():]}
 	root := newDir("/", 0, nil, 0)
 	var heap ttlHeap
 	stack := []*node{root} // stack[d] is the directory at depth d-1
-	for seen := 0; seen < h.Nodes; {
-		d := <-decoded
-		if d.err != nil {
-			return fmt.Errorf("decode store: nodes after %d of %d: %w", seen, h.Nodes, d.err)
+	var slab []node
+	var path []byte
+	presize := h.Nodes // what directories' maps may be sized for, in all
+	for i := 0; i < h.Nodes; i++ {
+		depth := r.uvarint()
+		name := r.bytes()
+		flags := r.byte()
+		var kids uint64
+		var value []byte
+		if flags&snapDir != 0 {
+			kids = r.uvarint()
+		} else {
+			value = r.bytes()
 		}
-		c := d.chunk
-		n := len(c.Name)
-		if n == 0 || len(c.Kids) != n || len(c.Depth) != n || len(c.Value) != n || len(c.Dir) != n ||
-			len(c.Created) != n || len(c.Modified) != n || len(c.Expire) != n {
-			return fmt.Errorf("decode store: a chunk of nodes with columns of different lengths")
+		created, modified := r.uvarint(), r.uvarint()
+		var expire int64
+		if flags&snapExpires != 0 {
+			expire = r.varint()
 		}
-		// one allocation for the chunk's nodes instead of one per node
-		slab := make([]node, n)
-		for i := 0; i < n; i++ {
-			d := int(c.Depth[i])
-			name := c.Name[i]
-			if d+1 > len(stack) || name == "" || strings.Contains(name, "/") {
-				return fmt.Errorf("decode store: node %d (%q at depth %d) is out of place", seen+i, name, d)
-			}
-			stack = stack[:d+1]
-			parent := stack[d]
-			p := parent.path + "/" + name
-			if parent == root {
-				p = "/" + name
-			}
-			nd := &slab[i]
-			*nd = node{path: p, createdIndex: c.Created[i], modifiedIndex: c.Modified[i], parent: parent,
-				expireTime: c.Expire[i], heapIndex: -1}
-			if c.Dir[i] {
-				nd.children = make(map[string]*node, min(c.Kids[i], 1<<20))
-				stack = append(stack, nd)
-			} else {
-				nd.value = c.Value[i]
-			}
-			parent.children[name] = nd
-			if nd.expireTime != 0 {
-				heap.push(nd)
-			}
+		if r.err != nil {
+			return fmt.Errorf("decode store: node %d of %d: %w", i, h.Nodes, r.err)
 		}
-		seen += n
-		free <- c
+		if depth+1 > uint64(len(stack)) || len(name) == 0 || bytes.IndexByte(name, '/') >= 0 {
+			return fmt.Errorf("decode store: node %d (%q at depth %d) is out of place", i, name, depth)
+		}
+		stack = stack[:depth+1]
+		parent := stack[depth]
+		if len(slab) == 0 {
+			slab = make([]node, min(snapSlabNodes, h.Nodes-i))
+		}
+		nd := &slab[0]
+		slab = slab[1:]
+		if parent == root {
+			path = append(path[:0], '/')
+		} else {
+			path = append(append(path[:0], parent.path...), '/')
+		}
+		path = append(path, name...)
+		*nd = node{path: string(path), createdIndex: created, modifiedIndex: modified, parent: parent,
+			expireTime: expire, heapIndex: -1}
+		if flags&snapDir != 0 {
+			size := int(min(kids, uint64(presize)))
+			presize -= size
+			nd.children = make(map[string]*node, size)
+			stack = append(stack, nd)
+		} else {
+			nd.value = string(value)
+		}
+		had := len(parent.children)
+		parent.children[nd.path[len(nd.path)-len(name):]] = nd
+		if len(parent.children) == had {
+			return fmt.Errorf("decode store: node %d (%q) appears twice", i, nd.path)
+		}
+		if nd.expireTime != 0 {
+			heap.push(nd)
+		}
+	}
+	if len(r.b) != 0 {
+		return fmt.Errorf("decode store: %d bytes after the last of %d nodes", len(r.b), h.Nodes)
 	}
 	hist := newHistory(HistorySize)
 	for _, e := range h.History {
