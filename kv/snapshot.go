@@ -7,13 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"unsafe"
 )
 
 // snapFormat is the version of the saved form written by this code.
-const snapFormat = 5
+const snapFormat = 6
 
-// A saved store is a gob-encoded snapHeader followed by the nodes, each
-// written by hand (gob would allocate a string per name only to throw it
+// A saved store is a gob-encoded snapHeader, the number of nodes (8 bytes,
+// little-endian), then the nodes, each written by hand (gob would allocate a string per name only to throw it
 // away, and decodes several times slower) in depth-first order, parents
 // before children:
 //
@@ -33,7 +34,6 @@ type snapHeader struct {
 	Format   int // snapFormat; anything else is refused, never half-read
 	Index    uint64
 	Readonly []string
-	Nodes    int // how many node records follow
 	Stats    Stats
 	History  []*Event // the event history, oldest first, so watches from the past survive a restart
 }
@@ -41,11 +41,60 @@ type snapHeader struct {
 // snapSlabNodes is how many nodes Recover allocates at once.
 const snapSlabNodes = 1024
 
+// snapArenaBytes is the size of the blocks Recover copies paths and values
+// into, instead of allocating a string for each. A block is freed once no
+// node recovered into it is left.
+const snapArenaBytes = 64 << 10
+
+// snapBatch is a run of decoded nodes, or the error that ended decoding.
+type snapBatch struct {
+	nodes []node // parent set; not yet in the parent's children
+	err   error
+}
+
+// snapArena hands out bytes from blocks of snapArenaBytes.
+type snapArena struct {
+	free []byte
+	more <-chan []byte // the next blocks
+}
+
+// alloc returns n > 0 bytes; a large n gets memory of its own.
+func (a *snapArena) alloc(n int) []byte {
+	if n > snapArenaBytes/8 {
+		return make([]byte, n)
+	}
+	if n > len(a.free) {
+		a.free = <-a.more
+	}
+	p := a.free[:n:n]
+	a.free = a.free[n:]
+	return p
+}
+
+// path returns dir+"/"+name in arena memory.
+func (a *snapArena) path(dir string, name []byte) string {
+	p := a.alloc(len(dir) + 1 + len(name))
+	copy(p, dir)
+	p[len(dir)] = '/'
+	copy(p[len(dir)+1:], name)
+	return unsafe.String(&p[0], len(p)) // p is never written again
+}
+
+// string returns b copied into arena memory.
+func (a *snapArena) string(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	p := a.alloc(len(b))
+	copy(p, b)
+	return unsafe.String(&p[0], len(p)) // p is never written again
+}
+
 // Save encodes the whole tree and the event history (not the watchers).
 func (s *Store) Save() ([]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	h := snapHeader{Format: snapFormat, Index: s.index, Stats: s.stats.snapshot(), Nodes: s.countNodes(s.root) - 1}
+	h := snapHeader{Format: snapFormat, Index: s.index, Stats: s.stats.snapshot()}
 	for p := range s.readonly {
 		h.Readonly = append(h.Readonly, p)
 	}
@@ -57,25 +106,32 @@ func (s *Store) Save() ([]byte, error) {
 	if err := gob.NewEncoder(&buf).Encode(&h); err != nil {
 		return nil, fmt.Errorf("encode store: %w", err)
 	}
-	out := make([]byte, buf.Len(), buf.Len()+96*h.Nodes)
+	// sized after the last snapshot, so that a large one is not copied
+	// again and again as it grows
+	hint := int(s.saveSize.Load())
+	out := make([]byte, buf.Len(), buf.Len()+8+hint+hint/8)
 	copy(out, buf.Bytes())
-	var walk func(n *node, depth uint64)
-	walk = func(n *node, depth uint64) {
-		out = appendSnapNode(out, n, depth)
-		for _, c := range n.children {
-			walk(c, depth+1)
+	out = binary.LittleEndian.AppendUint64(out, 0) // the node count, once known
+	count := 0
+	var walk func(n *node, name string, depth uint64)
+	walk = func(n *node, name string, depth uint64) {
+		out = appendSnapNode(out, n, name, depth)
+		count++
+		for name, c := range n.children {
+			walk(c, name, depth+1)
 		}
 	}
-	for _, c := range s.root.children {
-		walk(c, 0)
+	for name, c := range s.root.children {
+		walk(c, name, 0)
 	}
+	binary.LittleEndian.PutUint64(out[buf.Len():], uint64(count))
+	s.saveSize.Store(int64(len(out)))
 	return out, nil
 }
 
 // appendSnapNode appends n's record to b.
-func appendSnapNode(b []byte, n *node, depth uint64) []byte {
+func appendSnapNode(b []byte, n *node, name string, depth uint64) []byte {
 	b = binary.AppendUvarint(b, depth)
-	name := n.name()
 	b = binary.AppendUvarint(b, uint64(len(name)))
 	b = append(b, name...)
 	var flags byte
@@ -98,14 +154,6 @@ func appendSnapNode(b []byte, n *node, depth uint64) []byte {
 		b = binary.AppendVarint(b, n.expireTime)
 	}
 	return b
-}
-
-func (s *Store) countNodes(n *node) int {
-	total := 1
-	for _, c := range n.children {
-		total += s.countNodes(c)
-	}
-	return total
 }
 
 // errSnapTruncated is what a node record that runs past the end gives.
@@ -179,72 +227,44 @@ func (s *Store) Recover(data []byte) error {
 	if h.Format != snapFormat {
 		return fmt.Errorf("decode store: snapshot format %d, this etcdlite reads format %d", h.Format, snapFormat)
 	}
-	if h.Nodes < 0 || h.Nodes > len(data) {
-		return fmt.Errorf("decode store: header claims %d nodes", h.Nodes)
+	body := data[len(data)-in.Len():]
+	if len(body) < 8 {
+		return fmt.Errorf("decode store: no node count after the header")
 	}
-	r := snapReader{b: data[len(data)-in.Len():]}
+	nodes := binary.LittleEndian.Uint64(body)
+	if body = body[8:]; nodes > uint64(len(body)) {
+		return fmt.Errorf("decode store: %d nodes claimed in %d bytes", nodes, len(body))
+	}
 	root := newDir("/", 0, nil, 0)
+	// A goroutine decodes the nodes and hands them over a batch at a
+	// time; this one links them into their parents. On a machine with a
+	// second core the two halves overlap.
+	batches := make(chan snapBatch, 4)
+	quit := make(chan struct{})
+	defer close(quit)
+	go decodeSnapNodes(body, int(nodes), root, batches, quit)
 	var heap ttlHeap
-	stack := []*node{root} // stack[d] is the directory at depth d-1
-	var slab []node
-	var path []byte
-	presize := h.Nodes // what directories' maps may be sized for, in all
-	for i := 0; i < h.Nodes; i++ {
-		depth := r.uvarint()
-		name := r.bytes()
-		flags := r.byte()
-		var kids uint64
-		var value []byte
-		if flags&snapDir != 0 {
-			kids = r.uvarint()
-		} else {
-			value = r.bytes()
+	for seen := 0; seen < int(nodes); {
+		b := <-batches
+		if b.err != nil {
+			return fmt.Errorf("decode store: %w", b.err)
 		}
-		created, modified := r.uvarint(), r.uvarint()
-		var expire int64
-		if flags&snapExpires != 0 {
-			expire = r.varint()
+		for i := range b.nodes {
+			nd := &b.nodes[i]
+			parent := nd.parent
+			had := len(parent.children)
+			parent.children[nd.name()] = nd
+			if len(parent.children) == had {
+				return fmt.Errorf("decode store: node %d (%q) appears twice", seen+i, nd.path)
+			}
+			if nd.expireTime != 0 {
+				heap.push(nd)
+			}
 		}
-		if r.err != nil {
-			return fmt.Errorf("decode store: node %d of %d: %w", i, h.Nodes, r.err)
-		}
-		if depth+1 > uint64(len(stack)) || len(name) == 0 || bytes.IndexByte(name, '/') >= 0 {
-			return fmt.Errorf("decode store: node %d (%q at depth %d) is out of place", i, name, depth)
-		}
-		stack = stack[:depth+1]
-		parent := stack[depth]
-		if len(slab) == 0 {
-			slab = make([]node, min(snapSlabNodes, h.Nodes-i))
-		}
-		nd := &slab[0]
-		slab = slab[1:]
-		if parent == root {
-			path = append(path[:0], '/')
-		} else {
-			path = append(append(path[:0], parent.path...), '/')
-		}
-		path = append(path, name...)
-		*nd = node{path: string(path), createdIndex: created, modifiedIndex: modified, parent: parent,
-			expireTime: expire, heapIndex: -1}
-		if flags&snapDir != 0 {
-			size := int(min(kids, uint64(presize)))
-			presize -= size
-			nd.children = make(map[string]*node, size)
-			stack = append(stack, nd)
-		} else {
-			nd.value = string(value)
-		}
-		had := len(parent.children)
-		parent.children[nd.path[len(nd.path)-len(name):]] = nd
-		if len(parent.children) == had {
-			return fmt.Errorf("decode store: node %d (%q) appears twice", i, nd.path)
-		}
-		if nd.expireTime != 0 {
-			heap.push(nd)
-		}
+		seen += len(b.nodes)
 	}
-	if len(r.b) != 0 {
-		return fmt.Errorf("decode store: %d bytes after the last of %d nodes", len(r.b), h.Nodes)
+	if b := <-batches; b.err != nil {
+		return fmt.Errorf("decode store: %w", b.err)
 	}
 	hist := newHistory(HistorySize)
 	for _, e := range h.History {
@@ -255,6 +275,7 @@ func (s *Store) Recover(data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.root, s.ttls, s.index = root, heap, h.Index
+	s.saveSize.Store(int64(len(data)))
 	s.readonly = map[string]bool{"/": true}
 	for _, p := range h.Readonly {
 		s.readonly[p] = true
@@ -264,4 +285,123 @@ func (s *Store) Recover(data []byte) error {
 		atomic.StoreUint64(&s.stats.Counters[i], v)
 	}
 	return nil
+}
+
+// decodeSnapNodes decodes n node records from b into nodes under root and
+// sends them on out in batches, then a last batch that is empty or holds
+// the error that stopped it. It stops early when quit is closed.
+func decodeSnapNodes(b []byte, n int, root *node, out chan<- snapBatch, quit <-chan struct{}) {
+	send := func(sb snapBatch) bool {
+		select {
+		case out <- sb:
+			return true
+		case <-quit:
+			return false
+		}
+	}
+	r := snapReader{b: b}
+	slabs, blocks := make(chan []node, 4), make(chan []byte, 16)
+	go snapPrefault(slabs, (n+snapSlabNodes-1)/snapSlabNodes, blocks, quit)
+	arena := snapArena{more: blocks}
+	stack := []*node{root} // stack[d] is the directory at depth d-1
+	presize := n           // what directories' maps may be sized for, in all
+	for i := 0; i < n; {
+		slab := (<-slabs)[:min(snapSlabNodes, n-i)]
+		for j := range slab {
+			depth := r.uvarint()
+			name := r.bytes()
+			flags := r.byte()
+			var kids uint64
+			var value []byte
+			if flags&snapDir != 0 {
+				kids = r.uvarint()
+			} else {
+				value = r.bytes()
+			}
+			created, modified := r.uvarint(), r.uvarint()
+			var expire int64
+			if flags&snapExpires != 0 {
+				expire = r.varint()
+			}
+			if r.err != nil {
+				send(snapBatch{err: fmt.Errorf("node %d of %d: %w", i+j, n, r.err)})
+				return
+			}
+			if depth+1 > uint64(len(stack)) || !snapNameValid(name) {
+				send(snapBatch{err: fmt.Errorf("node %d (%q at depth %d) is out of place", i+j, name, depth)})
+				return
+			}
+			stack = stack[:depth+1]
+			parent := stack[depth]
+			nd := &slab[j]
+			pp := parent.path
+			if parent == root {
+				pp = ""
+			}
+			*nd = node{path: arena.path(pp, name), createdIndex: created, modifiedIndex: modified,
+				parent: parent, expireTime: expire, heapIndex: -1}
+			if flags&snapDir != 0 {
+				size := int(min(kids, uint64(presize)))
+				presize -= size
+				nd.children = make(map[string]*node, size)
+				stack = append(stack, nd)
+			} else {
+				nd.value = arena.string(value)
+			}
+		}
+		i += len(slab)
+		if !send(snapBatch{nodes: slab}) {
+			return
+		}
+	}
+	if len(r.b) != 0 {
+		send(snapBatch{err: fmt.Errorf("%d bytes after the last of %d nodes", len(r.b), n)})
+		return
+	}
+	send(snapBatch{})
+}
+
+// snapPrefault allocates slabs node slabs and arena blocks until quit is
+// closed, ahead of decodeSnapNodes, and writes to every page of them
+// before handing them over. On a virtual machine the first touch of a
+// fresh page can cost ten microseconds, and a million nodes make some
+// forty thousand pages: done here, on another core, the decoder finds the
+// memory ready.
+func snapPrefault(slabs chan<- []node, n int, blocks chan<- []byte, quit <-chan struct{}) {
+	const page = 4096
+	stride := page / int(unsafe.Sizeof(node{}))
+	var slab []node
+	var block []byte
+	for {
+		if slab == nil && n > 0 {
+			slab = make([]node, snapSlabNodes)
+			for i := 0; i < len(slab); i += stride {
+				slab[i].heapIndex = -1
+			}
+		}
+		if block == nil {
+			block = make([]byte, snapArenaBytes)
+			for i := 0; i < len(block); i += page {
+				block[i] = 0
+			}
+		}
+		out := slabs
+		if n == 0 {
+			out = nil
+		}
+		select {
+		case out <- slab:
+			slab, n = nil, n-1
+		case blocks <- block:
+			block = nil
+		case <-quit:
+			return
+		}
+	}
+}
+
+// snapNameValid reports whether name can be the last element of a clean
+// path, as every node's is.
+func snapNameValid(name []byte) bool {
+	return len(name) > 0 && bytes.IndexByte(name, '/') < 0 && string(name) != "." && string(name) != ".."
 }

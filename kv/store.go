@@ -5,6 +5,7 @@ import (
 	"path"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,7 @@ type Store struct {
 	hub      *watcherHub
 	readonly map[string]bool
 	stats    Stats
+	saveSize atomic.Int64 // bytes of the last snapshot saved or recovered
 }
 
 // New returns an empty store whose root holds the given namespace
