@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"path"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -1116,6 +1117,7 @@ func TestStoreRecoverRejectsDamage(t *testing.T) {
 		t.Fatalf("%d nodes with a TTL after recovery, want %d", len(r.ttls.nodes), len(s.ttls.nodes))
 	}
 	before := dump(t, r)
+	goroutines := runtime.NumGoroutine()
 	for cut := len(data) - 1; cut > 0; cut -= 1 + cut/50 {
 		if err := r.Recover(data[:cut]); err == nil {
 			t.Errorf("snapshot cut at %d of %d bytes: no error", cut, len(data))
@@ -1126,6 +1128,14 @@ func TestStoreRecoverRejectsDamage(t *testing.T) {
 	}
 	if dump(t, r) != before {
 		t.Error("a failed recover changed the store")
+	}
+	// the decoding goroutines of the failed recovers are gone
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > goroutines {
+		t.Errorf("%d goroutines after failed recovers, %d before", g, goroutines)
 	}
 	// a changed byte is caught by the snapshot file's checksum; here it
 	// must give an error or some tree, never a panic or a tree with a
