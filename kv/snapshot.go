@@ -301,13 +301,13 @@ func decodeSnapNodes(b []byte, n int, root *node, out chan<- snapBatch, quit <-c
 		}
 	}
 	r := snapReader{b: b}
-	slabs, blocks := make(chan []node, 4), make(chan []byte, 16)
-	go snapPrefault(slabs, (n+snapSlabNodes-1)/snapSlabNodes, blocks, quit)
+	slabs, blocks := make(chan []node, 2), make(chan []byte, 4)
+	go snapPrefault(slabs, n, blocks, quit)
 	arena := snapArena{more: blocks}
 	stack := []*node{root} // stack[d] is the directory at depth d-1
 	presize := n           // what directories' maps may be sized for, in all
 	for i := 0; i < n; {
-		slab := (<-slabs)[:min(snapSlabNodes, n-i)]
+		slab := <-slabs
 		for j := range slab {
 			depth := r.uvarint()
 			name := r.bytes()
@@ -362,20 +362,20 @@ func decodeSnapNodes(b []byte, n int, root *node, out chan<- snapBatch, quit <-c
 	send(snapBatch{})
 }
 
-// snapPrefault allocates slabs node slabs and arena blocks until quit is
-// closed, ahead of decodeSnapNodes, and writes to every page of them
-// before handing them over. On a virtual machine the first touch of a
-// fresh page can cost ten microseconds, and a million nodes make some
+// snapPrefault allocates slabs for nodes nodes, and arena blocks until
+// quit is closed, ahead of decodeSnapNodes, and writes to every page of
+// them before handing them over. On a virtual machine the first touch of
+// a fresh page can cost ten microseconds, and a million nodes make some
 // forty thousand pages: done here, on another core, the decoder finds the
 // memory ready.
-func snapPrefault(slabs chan<- []node, n int, blocks chan<- []byte, quit <-chan struct{}) {
+func snapPrefault(slabs chan<- []node, nodes int, blocks chan<- []byte, quit <-chan struct{}) {
 	const page = 4096
 	stride := page / int(unsafe.Sizeof(node{}))
 	var slab []node
 	var block []byte
 	for {
-		if slab == nil && n > 0 {
-			slab = make([]node, snapSlabNodes)
+		if slab == nil && nodes > 0 {
+			slab = make([]node, min(snapSlabNodes, nodes))
 			for i := 0; i < len(slab); i += stride {
 				slab[i].heapIndex = -1
 			}
@@ -387,12 +387,13 @@ func snapPrefault(slabs chan<- []node, n int, blocks chan<- []byte, quit <-chan 
 			}
 		}
 		out := slabs
-		if n == 0 {
+		if nodes == 0 {
 			out = nil
 		}
 		select {
 		case out <- slab:
-			slab, n = nil, n-1
+			nodes -= len(slab)
+			slab = nil
 		case blocks <- block:
 			block = nil
 		case <-quit:
