@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -532,4 +534,79 @@ func TestClusterQuorumReadSurvivesLostReadIndex(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Fatalf("quorum read took %v", took)
 	}
+}
+
+// TestClusterLeaderKeepsLeadingWhileEncodingSnapshot holds the leader's
+// encoding of a snapshot for five election timeouts. Its raft loop must go
+// on heartbeating and replicating meanwhile: nobody takes over, the
+// followers apply what the leader has not yet, and the writes waiting for
+// the leader are answered once the encoding ends.
+func TestClusterLeaderKeepsLeadingWhileEncodingSnapshot(t *testing.T) {
+	release := make(chan struct{})
+	var leaderID atomic.Uint64
+	var held atomic.Bool
+	c := startTestCluster(t, 3, func(cfg *config) {
+		cfg.SnapshotCount = 20
+		cfg.encodeHook = func(id uint64) {
+			if id == leaderID.Load() && held.CompareAndSwap(false, true) {
+				<-release
+			}
+		}
+	})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce) // before the members stop
+	lead := c.leader()
+	leaderID.Store(c.srv(lead).id)
+	term := c.srv(lead).term.Load()
+
+	const writes = 60
+	errs := make(chan error, 1)
+	go func() {
+		client := &http.Client{Timeout: 20 * time.Second}
+		for i := 0; i < writes; i++ {
+			code, body, err := linHTTP(client, "PUT", c.members[lead].url+fmt.Sprintf("/v2/keys/k%02d", i), url.Values{"value": {fmt.Sprint(i)}})
+			if err == nil && code != 201 {
+				err = fmt.Errorf("put %d: %d %s", i, code, body)
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+		}
+		errs <- nil
+	}()
+	waitFor(t, 10*time.Second, "the leader to start encoding a snapshot", held.Load)
+	time.Sleep(5 * time.Duration(c.members[lead].cfg.ElectionMs) * time.Millisecond)
+	for _, i := range c.running() {
+		if s := c.srv(i); s.leader.Load() != leaderID.Load() || s.term.Load() != term {
+			t.Errorf("member %d: leader %x term %d while the leader encoded, want %x term %d",
+				i, s.leader.Load(), s.term.Load(), leaderID.Load(), term)
+		}
+	}
+	leaderApplied := c.srv(lead).appliedIndexPub.Load()
+	for _, i := range c.running() {
+		if i != lead && c.srv(i).appliedIndexPub.Load() <= leaderApplied {
+			t.Errorf("follower %d applied %d, no further than the encoding leader (%d)", i, c.srv(i).appliedIndexPub.Load(), leaderApplied)
+		}
+	}
+	releaseOnce()
+	select {
+	case err := <-errs:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("writes not answered after the encoding ended")
+	}
+	dump := c.waitConverged()
+	for i := 0; i < writes; i++ {
+		if !strings.Contains(dump, fmt.Sprintf(`"/k%02d"`, i)) {
+			t.Fatalf("key k%02d missing: %s", i, dump)
+		}
+	}
+	snapDir := filepath.Join(c.members[lead].cfg.DataDir, "member", "snap")
+	waitFor(t, 10*time.Second, "the leader's snapshot file", func() bool {
+		des, _ := os.ReadDir(snapDir)
+		return len(des) > 0
+	})
 }

@@ -53,6 +53,7 @@ type config struct {
 	clock          func() time.Time // tests only: the clock writes are stamped with
 	catchUpEntries uint64           // tests only: entries kept after a snapshot (0: 5000)
 	trimEvery      uint64           // tests only: applied entries between trims of raft's in-memory log (0: 10000)
+	encodeHook     func(id uint64)  // tests only: runs (with the member's id) before the store is encoded for a snapshot
 }
 
 // urlsFlag is a comma-separated list of http URLs.

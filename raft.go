@@ -210,6 +210,11 @@ func (s *server) run() {
 			s.rn.Tick()
 			s.retryReads()
 		case <-s.inbox.wake:
+		case enc := <-s.encoded:
+			if err := s.finishSnapshot(enc); err != nil {
+				s.storageFailed(err)
+				return
+			}
 		case <-s.stopc:
 			return
 		}
@@ -354,6 +359,14 @@ func (s *server) closeInbox() {
 }
 
 func (s *server) handleReady(rd raft.Ready) error {
+	if s.encoding && (!raft.IsEmptySnap(rd.Snapshot) || hasConfChange(rd.CommittedEntries)) {
+		// A snapshot to install replaces the store, and raft takes a
+		// membership change as applied once this Ready is advanced: both
+		// wait for the encoding to end.
+		if err := s.finishSnapshot(<-s.encoded); err != nil {
+			return err
+		}
+	}
 	if rd.SoftState != nil {
 		changed := s.leader.Swap(rd.SoftState.Lead) != rd.SoftState.Lead
 		s.stats.setState(rd.SoftState.RaftState, rd.SoftState.Lead)
@@ -382,8 +395,11 @@ func (s *server) handleReady(rd raft.Ready) error {
 	msgs := s.sendEarly(rd.Messages)
 	// Committed entries are durable on a quorum already: apply them (and
 	// answer their clients) before this Ready's new entries are fsynced, so
-	// that a write waits for one fsync, not two.
-	if err := s.apply(rd.CommittedEntries); err != nil {
+	// that a write waits for one fsync, not two. While the store is being
+	// encoded for a snapshot they wait.
+	if s.encoding {
+		s.deferred = append(s.deferred, rd.CommittedEntries...)
+	} else if err := s.apply(rd.CommittedEntries); err != nil {
 		return err
 	}
 	if err := s.persist(rd.HardState, rd.Entries); err != nil {
@@ -542,17 +558,54 @@ func (s *server) trimRaftLog() error {
 	return nil
 }
 
-// maybeSnapshot takes a snapshot every --snapshot-count applied entries and
-// compacts the raft log behind it.
+// maybeSnapshot takes a snapshot every --snapshot-count applied entries.
+// The store is encoded by a goroutine of its own, so that the raft loop
+// goes on persisting, sending and heartbeating meanwhile (at a million keys
+// encoding takes about half a second): committed entries, and the clients
+// that wrote them, wait in s.deferred until finishSnapshot, for the store
+// must stay as it is at the snapshot's index.
 func (s *server) maybeSnapshot() error {
-	if s.appliedIndex-s.snapshotIndex < s.cfg.SnapshotCount || s.snapshotting.Load() {
+	if s.appliedIndex-s.snapshotIndex < s.cfg.SnapshotCount || s.snapshotting.Load() || s.encoding {
 		return nil
 	}
-	start := time.Now()
-	data, err := s.stateSnapshot()
-	if err != nil {
-		return err
+	s.encoding, s.encodingStart = true, time.Now()
+	s.snapshotWG.Add(1)
+	go func() {
+		defer s.snapshotWG.Done()
+		if h := s.cfg.encodeHook; h != nil {
+			h(s.id)
+		}
+		data, err := s.stateSnapshot()
+		s.encoded <- encodedStore{data: data, err: err}
+	}()
+	return nil
+}
+
+// encodedStore is the store encoded for a snapshot, or why it could not be.
+type encodedStore struct {
+	data []byte
+	err  error
+}
+
+// hasConfChange reports whether ents hold a membership change.
+func hasConfChange(ents []raftpb.Entry) bool {
+	for i := range ents {
+		if ents[i].Type == raftpb.EntryConfChange || ents[i].Type == raftpb.EntryConfChangeV2 {
+			return true
+		}
 	}
+	return false
+}
+
+// finishSnapshot makes the encoded store the snapshot at the applied index,
+// compacts the raft log behind it, starts writing the file, and applies the
+// entries that waited.
+func (s *server) finishSnapshot(enc encodedStore) error {
+	s.encoding = false
+	if enc.err != nil {
+		return fmt.Errorf("encode store for a snapshot at %d: %w", s.appliedIndex, enc.err)
+	}
+	start := s.encodingStart
 	// raft's storage keeps only the snapshot's metadata: a follower that
 	// needs a snapshot is sent one of the state applied then (see send),
 	// so holding a copy of the whole store here would only cost memory.
@@ -564,7 +617,7 @@ func (s *server) maybeSnapshot() error {
 	if err != nil {
 		return fmt.Errorf("create snapshot at %d: %w", s.appliedIndex, err)
 	}
-	snap.Data = data
+	snap.Data = enc.data
 	s.snapshotIndex = s.appliedIndex
 	// The log keeps every entry until the snapshot file is durable (the
 	// release happens after it), so raft's in-memory log can be trimmed now.
@@ -594,7 +647,9 @@ func (s *server) maybeSnapshot() error {
 		snap.Data = nil
 		go debug.FreeOSMemory()
 	}()
-	return nil
+	deferred := s.deferred
+	s.deferred = nil
+	return s.apply(deferred)
 }
 
 // propose sends r through raft and waits until it is applied.

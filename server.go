@@ -53,10 +53,14 @@ type server struct {
 	replayFrom    uint64                // applied index when recovery began
 	replayTo      uint64                // commit index the log held at start; 0 once replayed
 	replayStart   time.Time             // when recovery began
+	encoding      bool                  // the store is being encoded for a snapshot: committed entries wait
+	encodingStart time.Time             // when it began
+	deferred      []raftpb.Entry        // committed entries waiting for the encoding to end
 
 	storageErr      atomic.Pointer[error] // set when the log can no longer be written
 	snapshotting    atomic.Bool           // a local snapshot is being written
-	snapshotWG      sync.WaitGroup        // the goroutine writing it
+	snapshotWG      sync.WaitGroup        // the goroutines encoding the store for it and writing it
+	encoded         chan encodedStore     // the store encoded for a snapshot, back to the raft loop
 	memberMu        sync.Mutex            // one membership change at a time from this member
 	appliedIndexPub atomic.Uint64         // appliedIndex, for readers outside the raft loop
 	clusterIDHeader []string              // the X-Etcd-Cluster-Id header value, shared by all responses
@@ -86,6 +90,7 @@ func startServer(cfg *config) (*server, error) {
 		storage:     raft.NewMemoryStorage(),
 		stopc:       make(chan struct{}),
 		runDone:     make(chan struct{}),
+		encoded:     make(chan encodedStore, 1),
 		done:        make(chan struct{}),
 		ready:       make(chan struct{}),
 		waits:       waitList{m: map[uint64]waiter{}},
