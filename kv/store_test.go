@@ -1102,16 +1102,13 @@ func TestStoreRecoverRejectsDamage(t *testing.T) {
 		}
 		must(t)(s.Set(fmt.Sprintf("/1/d%d/e%d/k%d", i%7, i%3, i), false, fmt.Sprint(i), ttl, t0))
 	}
+	r := saveAndRecover(t, s)
+	if got, want := dump(t, r), dump(t, s); got != want {
+		t.Fatal("tree differs after a round trip")
+	}
 	data, err := s.Save()
 	if err != nil {
 		t.Fatal(err)
-	}
-	r := New()
-	if err := r.Recover(data); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := dump(t, r), dump(t, s); got != want {
-		t.Fatal("tree differs after a round trip")
 	}
 	if r.ttls.top() == nil || len(r.ttls.nodes) != len(s.ttls.nodes) {
 		t.Fatalf("%d nodes with a TTL after recovery, want %d", len(r.ttls.nodes), len(s.ttls.nodes))
