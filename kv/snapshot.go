@@ -14,9 +14,9 @@ import (
 const snapFormat = 6
 
 // A saved store is a gob-encoded snapHeader, the number of nodes (8 bytes,
-// little-endian), then the nodes, each written by hand (gob would allocate a string per name only to throw it
-// away, and decodes several times slower) in depth-first order, parents
-// before children:
+// little-endian), then the nodes in depth-first order, parents before
+// children, each written by hand (gob would allocate a string per name
+// only to throw it away, and decodes several times slower):
 //
 //	uvarint depth (ancestors below the root)
 //	uvarint len(name), name (the last element of the path)
@@ -117,8 +117,8 @@ func (s *Store) Save() ([]byte, error) {
 	walk = func(n *node, name string, depth uint64) {
 		out = appendSnapNode(out, n, name, depth)
 		count++
-		for name, c := range n.children {
-			walk(c, name, depth+1)
+		for childName, c := range n.children {
+			walk(c, childName, depth+1)
 		}
 	}
 	for name, c := range s.root.children {
@@ -135,16 +135,14 @@ func appendSnapNode(b []byte, n *node, name string, depth uint64) []byte {
 	b = binary.AppendUvarint(b, uint64(len(name)))
 	b = append(b, name...)
 	var flags byte
-	if n.isDir() {
-		flags |= snapDir
-	}
 	if n.expireTime != 0 {
 		flags |= snapExpires
 	}
-	b = append(b, flags)
 	if n.isDir() {
+		b = append(b, flags|snapDir)
 		b = binary.AppendUvarint(b, uint64(len(n.children)))
 	} else {
+		b = append(b, flags)
 		b = binary.AppendUvarint(b, uint64(len(n.value)))
 		b = append(b, n.value...)
 	}
