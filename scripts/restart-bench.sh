@@ -120,8 +120,8 @@ run() { # run NAME EXE PORT [flags]
 }
 
 echo "keys: $KEYS of 64 bytes, $REWRITE of them rewritten, $ROUNDS restarts each"
-run etcdlite "$bin" 42379 ${TARGET_FLAGS:-}
+run etcdlite "$bin" 24379 ${TARGET_FLAGS:-}
 if [ "$ETCD" = 1 ]; then
   command -v etcd >/dev/null || { echo "etcd not installed (apt-get install etcd-server)"; exit 2; }
-  run etcd etcd 43379 --enable-v2=true
+  run etcd etcd 25379 --enable-v2=true
 fi
