@@ -205,6 +205,20 @@ func (s *server) run() {
 	ticker := time.NewTicker(time.Duration(s.cfg.HeartbeatMs) * time.Millisecond)
 	defer ticker.Stop()
 	for {
+		// The first pass runs at once: what recovery left committed but
+		// not applied is applied without waiting for a tick.
+		s.stepInbox()
+		for s.rn.HasReady() {
+			rd := s.rn.Ready()
+			if err := s.handleReady(rd); err != nil {
+				s.storageFailed(err)
+				return
+			}
+			s.rn.Advance(rd)
+			s.campaignIfAlone()
+			// What arrived during this Ready's fsync goes into the next one.
+			s.stepInbox()
+		}
 		select {
 		case <-ticker.C:
 			s.rn.Tick()
@@ -217,18 +231,6 @@ func (s *server) run() {
 			}
 		case <-s.stopc:
 			return
-		}
-		s.stepInbox()
-		for s.rn.HasReady() {
-			rd := s.rn.Ready()
-			if err := s.handleReady(rd); err != nil {
-				s.storageFailed(err)
-				return
-			}
-			s.rn.Advance(rd)
-			s.campaignIfAlone()
-			// What arrived during this Ready's fsync goes into the next one.
-			s.stepInbox()
 		}
 	}
 }

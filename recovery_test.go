@@ -72,3 +72,25 @@ func TestRecoveryAcrossSnapshotsAndSegments(t *testing.T) {
 		t.Errorf("damaged snapshot not set aside as .broken: %v", err)
 	}
 }
+
+// TestRecoveryNeedsNoTick checks that a single member starts, and after a
+// restart applies its log, without waiting for a raft tick: with a
+// heartbeat of a minute, nothing may wait for one.
+func TestRecoveryNeedsNoTick(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.HeartbeatMs, cfg.ElectionMs = 60_000, 600_000
+	m := startTestMember(t, cfg)
+	for i := 0; i < 3; i++ {
+		if code, _, body := m.do(t, "PUT", fmt.Sprintf("/v2/keys/k%d", i), url.Values{"value": {fmt.Sprint(i)}}); code != 201 {
+			t.Fatalf("put %d: %d %s", i, code, body)
+		}
+	}
+	m.stop(t)
+	m = startTestMember(t, cfg)
+	for i := 0; i < 3; i++ {
+		if code, _, body := m.do(t, "GET", fmt.Sprintf("/v2/keys/k%d", i), nil); code != 200 || !strings.Contains(body, fmt.Sprintf(`"value":"%d"`, i)) {
+			t.Fatalf("get k%d after restart: %d %s", i, code, body)
+		}
+	}
+}
