@@ -138,15 +138,11 @@ func (s *Store) set(p string, dir bool, value string, opts TTLOptions, now int64
 		}
 		value = prev.value
 	}
-	var prevRepr *NodeExtern
-	if getErr == nil {
-		prevRepr = prev.listing(false, false, now)
-	}
+	// create gives the event the node it replaces as PrevNode
 	e, err := s.create(p, dir, value, false, true, opts.ExpireTime, ActionSet, now)
 	if err != nil {
 		return nil, err
 	}
-	e.PrevNode = prevRepr
 	s.publish(e, opts.Refresh)
 	return e, nil
 }
