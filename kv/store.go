@@ -183,6 +183,7 @@ func (s *Store) create(p string, dir bool, value string, unique, replace bool, e
 		return nil, err
 	}
 	e := newEvent(action, next)
+	var n *node
 	if old, ok := parent.children[name]; ok {
 		if !replace {
 			return nil, NewError(EcodeNodeExist, p, curr)
@@ -191,15 +192,25 @@ func (s *Store) create(p string, dir bool, value string, unique, replace bool, e
 			return nil, NewError(EcodeNotFile, p, curr)
 		}
 		e.PrevNode = old.repr(false, false, now)
-		s.removeNode(old, nil)
+		if dir {
+			s.removeNode(old, nil)
+		} else {
+			// A file replacing a file takes over its node and path: an
+			// overwrite allocates no node, and nodes recovered from a
+			// snapshot (in shared blocks) stay in use.
+			s.ttls.remove(old)
+			*old = node{path: old.path, createdIndex: next, modifiedIndex: next, parent: parent, expireTime: expire, value: value, heapIndex: -1}
+			n = old
+		}
 	}
-	var n *node
-	if dir {
-		n = newDir(p, next, parent, expire)
-	} else {
-		n = newFile(p, value, next, parent, expire)
+	if n == nil {
+		if dir {
+			n = newDir(p, next, parent, expire)
+		} else {
+			n = newFile(p, value, next, parent, expire)
+		}
+		parent.children[name] = n
 	}
-	parent.children[name] = n
 	if expire != 0 {
 		s.ttls.push(n)
 	}

@@ -549,6 +549,45 @@ func TestStoreTTLChanges(t *testing.T) {
 	if evs := s.DeleteExpiredKeys(t0 + 300*sec); len(evs) != 0 {
 		t.Errorf("replaced key expired: %s", evJSON(evs[0]))
 	}
+	// and the other way: a set with a TTL replacing a permanent key, then
+	// one moving it later
+	must(t)(s.Set("/r", false, "i", TTLOptions{ExpireTime: t0 + 400*sec}, t0))
+	must(t)(s.Set("/r", false, "j", TTLOptions{ExpireTime: t0 + 500*sec}, t0))
+	if s.NextExpiration() != t0+500*sec {
+		t.Errorf("NextExpiration %v after two sets with TTLs, want 500s", time.Duration(s.NextExpiration()-t0))
+	}
+	if evs := s.DeleteExpiredKeys(t0 + 450*sec); len(evs) != 0 {
+		t.Errorf("key expired at its replaced TTL: %s", evJSON(evs[0]))
+	}
+	if evs := s.DeleteExpiredKeys(t0 + 550*sec); len(evs) != 1 || evs[0].Node.Key != "/r" {
+		t.Errorf("expired %d events at 550s, want /r", len(evs))
+	}
+}
+
+// TestStoreSetReplacesFileInPlace checks that a set over a file reuses its
+// node (recovered from a snapshot here), and that what clients see is that
+// of a new node: new createdIndex, new value, the old one as prevNode.
+func TestStoreSetReplacesFileInPlace(t *testing.T) {
+	s := New()
+	must(t)(s.Set("/d/k", false, "old", TTLOptions{}, t0))    // 1, /d too
+	must(t)(s.Set("/d/k2", false, "other", TTLOptions{}, t0)) // 2
+	s = saveAndRecover(t, s)
+	before := s.root.children["d"].children["k"]
+	e := must(t)(s.Set("/d/k", false, "new", TTLOptions{}, t0))
+	wantJSON(t, "set over a recovered file", e,
+		`{"action":"set","node":{"key":"/d/k","value":"new","modifiedIndex":3,"createdIndex":3},"prevNode":{"key":"/d/k","value":"old","modifiedIndex":1,"createdIndex":1}}`)
+	if after := s.root.children["d"].children["k"]; after != before {
+		t.Error("the set allocated a new node instead of reusing the file's")
+	}
+	e = must(t)(s.Get("/d", true, true, t0))
+	wantJSON(t, "get after the set", e,
+		`{"action":"get","node":{"key":"/d","dir":true,"nodes":[{"key":"/d/k","value":"new","modifiedIndex":3,"createdIndex":3},{"key":"/d/k2","value":"other","modifiedIndex":2,"createdIndex":2}],"modifiedIndex":1,"createdIndex":1}}`)
+	// a directory set over a file replaces the node
+	e = must(t)(s.Set("/d/k", true, "", TTLOptions{}, t0))
+	if !e.Node.Dir {
+		t.Fatalf("set dir over a file: %s", evJSON(e))
+	}
+	checkTree(t, s.root)
 }
 
 // TestStoreUpdateDirTTL: a directory's TTL can be set and removed by an
