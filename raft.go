@@ -494,6 +494,9 @@ func (s *server) apply(ents []raftpb.Entry) error {
 		slog.Info("recovery complete", "snapshot-index", s.snapshotIndex, "entries-replayed", s.appliedIndex-s.replayFrom,
 			"keys-index", s.store.Index(), "took", time.Since(s.replayStart).Round(time.Millisecond))
 		s.replayTo = 0
+		// What recovery read and decoded is garbage now; without a collection
+		// and a release the runtime would keep that memory for minutes.
+		go debug.FreeOSMemory()
 	}
 	return nil
 }
