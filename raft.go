@@ -205,8 +205,9 @@ func (s *server) run() {
 	ticker := time.NewTicker(time.Duration(s.cfg.HeartbeatMs) * time.Millisecond)
 	defer ticker.Stop()
 	for {
-		// The first pass runs at once: what recovery left committed but
-		// not applied is applied without waiting for a tick.
+		// Ready is handled before waiting, so that the first pass runs at
+		// once: what recovery left committed is applied, and a lone member
+		// campaigns, without waiting for a tick.
 		s.stepInbox()
 		for s.rn.HasReady() {
 			rd := s.rn.Ready()

@@ -18,7 +18,14 @@ type node struct {
 }
 
 func newFile(p, value string, index uint64, parent *node, expire int64) *node {
-	return &node{path: p, createdIndex: index, modifiedIndex: index, parent: parent, expireTime: expire, value: value, heapIndex: -1}
+	n := fileNode(p, value, index, parent, expire)
+	return &n
+}
+
+// fileNode is a new file as a value: newFile allocates it, and a set over a
+// file writes it over the node it replaces.
+func fileNode(p, value string, index uint64, parent *node, expire int64) node {
+	return node{path: p, createdIndex: index, modifiedIndex: index, parent: parent, expireTime: expire, value: value, heapIndex: -1}
 }
 
 func newDir(p string, index uint64, parent *node, expire int64) *node {

@@ -199,7 +199,7 @@ func (s *Store) create(p string, dir bool, value string, unique, replace bool, e
 			// overwrite allocates no node, and nodes recovered from a
 			// snapshot (in shared blocks) stay in use.
 			s.ttls.remove(old)
-			*old = node{path: old.path, createdIndex: next, modifiedIndex: next, parent: parent, expireTime: expire, value: value, heapIndex: -1}
+			*old = fileNode(old.path, value, next, parent, expire)
 			n = old
 		}
 	}
