@@ -1625,7 +1625,7 @@ func confStartChild(t *testing.T, bin string) *confChild {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(bin, "--name", "t", "--data-dir", filepath.Join(tmp, fmt.Sprintf("data%d", attempt)),
+		cmd := childCommand(bin, "--name", "t", "--data-dir", filepath.Join(tmp, fmt.Sprintf("data%d", attempt)),
 			"--listen-client-urls", client, "--advertise-client-urls", client,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 			"--initial-cluster", "t="+peer)

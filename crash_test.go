@@ -41,7 +41,7 @@ func startCrashChild(t *testing.T, bin, dataDir, logPath string) *crashChild {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(bin, "--name", "crash", "--data-dir", dataDir,
+		cmd := childCommand(bin, "--name", "crash", "--data-dir", dataDir,
 			"--listen-client-urls", client, "--advertise-client-urls", client,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 			"--initial-cluster", "crash="+peer, "--snapshot-count", "300")

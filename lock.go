@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 )
 
 // dataDirLockName is the lock file inside the data directory.
@@ -33,9 +32,9 @@ func lockDataDir(dir string) (release func() error, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open data dir lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := flockExclusive(f); err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, errLockHeld) {
 			return nil, fmt.Errorf("data dir %s is in use by another etcdlite process", dir)
 		}
 		return nil, fmt.Errorf("lock data dir %s: %w", dir, err)
@@ -56,7 +55,7 @@ func dataDirUnlock(dir string, f *os.File) error {
 	dataDirLocks.Lock()
 	delete(dataDirLocks.files, f)
 	dataDirLocks.Unlock()
-	uerr := syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	uerr := funlock(f)
 	cerr := f.Close()
 	if uerr != nil {
 		return fmt.Errorf("unlock data dir %s: %w", dir, uerr)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -161,3 +162,14 @@ func (m *testMember) do(t testing.TB, method, path string, form url.Values) (int
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+// childCommand is exec.Command for a built etcdlite binary. Where the tests
+// run under an emulator (go test -exec qemu-arm-static, for a binary of
+// another architecture), ETCDLITE_TEST_EXEC names it, and the child binary,
+// built for the same architecture, runs under it too.
+func childCommand(bin string, args ...string) *exec.Cmd {
+	if emu := os.Getenv("ETCDLITE_TEST_EXEC"); emu != "" {
+		return exec.Command(emu, append([]string{bin}, args...)...)
+	}
+	return exec.Command(bin, args...)
+}

@@ -70,7 +70,7 @@ const (
 	// transportMaxFrameSize bounds one message on a stream.
 	transportMaxFrameSize = 256 << 20
 	// transportMaxSnapshotSize bounds one MsgSnap on the snapshot path.
-	transportMaxSnapshotSize = 2 << 30
+	transportMaxSnapshotSize int64 = 2 << 30
 	// transportKeepBufSize is the largest scratch buffer kept between messages;
 	// a larger one, grown for a big message, is let go.
 	transportKeepBufSize = 1 << 20
@@ -1617,7 +1617,7 @@ func (t *Transport) serveSnapshot(w http.ResponseWriter, r *http.Request, from u
 		return
 	}
 	if r.ContentLength > transportMaxSnapshotSize {
-		http.Error(w, fmt.Sprintf("etcdlite: snapshot of %d bytes exceeds the limit of %d", r.ContentLength, int64(transportMaxSnapshotSize)), http.StatusRequestEntityTooLarge)
+		http.Error(w, fmt.Sprintf("etcdlite: snapshot of %d bytes exceeds the limit of %d", r.ContentLength, transportMaxSnapshotSize), http.StatusRequestEntityTooLarge)
 		return
 	}
 	var data []byte
@@ -1627,7 +1627,7 @@ func (t *Transport) serveSnapshot(w http.ResponseWriter, r *http.Request, from u
 		_, err = io.ReadFull(r.Body, data)
 	} else {
 		data, err = io.ReadAll(io.LimitReader(r.Body, transportMaxSnapshotSize+1))
-		if err == nil && len(data) > transportMaxSnapshotSize {
+		if err == nil && int64(len(data)) > transportMaxSnapshotSize {
 			http.Error(w, "etcdlite: snapshot exceeds the size limit", http.StatusRequestEntityTooLarge)
 			return
 		}

@@ -47,7 +47,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -312,7 +311,7 @@ func walAppendRecord(buf []byte, typ byte, payload []byte, prev uint32) ([]byte,
 // walAppendEntry appends an entry record.
 func walAppendEntry(buf []byte, e *raftpb.Entry, prev uint32) ([]byte, uint32, error) {
 	n := e.Size()
-	if n > math.MaxUint32-8 {
+	if uint64(n) > math.MaxUint32-8 {
 		return buf, prev, fmt.Errorf("wal: entry %d is too large (%d bytes)", e.Index, n)
 	}
 	buf, p := walBeginRecord(buf, n)
@@ -1027,102 +1026,19 @@ func (w *WAL) write(buf []byte, chain uint32, sync bool) error {
 	return nil
 }
 
-// mapFileReadOnly maps a file (a log segment, a snapshot) read-only, so
-// that reading it costs no heap: a mostly preallocated 64 MB segment, or a
-// snapshot already in the page cache, is not copied into fresh memory (on a
-// virtual machine first touches of fresh memory are what a restart spends
-// most on). Nothing decoded from the mapping may keep pointing into it
-// after release.
-func mapFileReadOnly(path string) (data []byte, release func(), err error) {
-	f, err := os.Open(path)
+// readWholeFile reads path into the heap, for where a file cannot be
+// mapped; release does nothing.
+func readWholeFile(path string) (data []byte, release func(), err error) {
+	data, err = os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("map %s: %w", path, err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, fmt.Errorf("map %s: %w", path, err)
-	}
-	if fi.Size() == 0 {
-		return nil, func() {}, nil
-	}
-	data, err = syscall.Mmap(int(f.Fd()), 0, int(fi.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
-	if err != nil {
-		// a file system that cannot map: read it instead
-		data, err = os.ReadFile(path)
-		if err != nil {
-			return nil, nil, fmt.Errorf("map %s: %w", path, err)
-		}
-		return data, func() {}, nil
-	}
-	return data, func() { _ = syscall.Munmap(data) }, nil
-}
-
-// lseek's whence values that find data and holes (Linux).
-const (
-	seekData = 3
-	seekHole = 4
-)
-
-// walDataEnd returns how much of the file at path (size bytes) may hold
-// data: the file system reports everything beyond as a hole or as space
-// preallocated and never written, which reads as zeros. The replay then
-// need not read the preallocated end of the last segment, tens of megabytes
-// of zeros that cost 50-150 ms of page faults at every start on a virtual
-// machine. It returns size when the file system cannot tell.
-func walDataEnd(path string, size int) int {
-	f, err := os.Open(path)
-	if err != nil {
-		return size
-	}
-	defer f.Close()
-	fd := int(f.Fd())
-	end, pos := int64(0), int64(0)
-	for pos < int64(size) {
-		data, err := syscall.Seek(fd, pos, seekData)
-		if err == syscall.ENXIO {
-			break // no data from pos on
-		}
-		if err != nil {
-			return size
-		}
-		hole, err := syscall.Seek(fd, data, seekHole)
-		if err != nil {
-			return size
-		}
-		end, pos = hole, hole
-	}
-	return int(min(end, int64(size)))
+	return data, func() {}, nil
 }
 
 // walPrealloc turns preallocation of segments on (tests that edit the
 // bytes at a segment's end turn it off).
 var walPrealloc = true
-
-// walPreallocate reserves size bytes for f (filled with zeros) so that
-// appends do not grow the file and fdatasync need not write its size.
-// Where the file system cannot, the file just grows as it is written.
-func walPreallocate(f *os.File, size int64) {
-	if !walPrealloc {
-		return
-	}
-	if fi, err := f.Stat(); err == nil && fi.Size() < size {
-		_ = syscall.Fallocate(int(f.Fd()), 0, 0, size)
-	}
-}
-
-// walFdatasync flushes f's data (and the size, when it grew) to disk.
-func walFdatasync(f *os.File) error {
-	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if err != syscall.EINTR {
-			if err != nil {
-				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
-			}
-			return nil
-		}
-	}
-}
 
 // Save appends the hard state (unless it is empty) and the entries as one
 // batch with one write, fsynced when it holds entries or a new term or vote.
