@@ -136,6 +136,10 @@
     $('term').textContent = num(c.term);
     $('etcd-index').textContent = self && self.status ? num(self.status.etcdIndex) : '\u2013';
 
+    const healthy = c.members.filter((m) => m.status && m.status.healthy).length;
+    const hs = $('health-sum');
+    hs.textContent = healthy + ' / ' + c.members.length + ' healthy';
+    hs.className = 'badge ' + (healthy === c.members.length ? 'ok' : healthy * 2 > c.members.length ? 'warn' : 'bad');
     $('member-count').textContent = c.members.length;
     const list = $('member-list');
     const ms = c.members.slice().sort((a, b) => (a.name || a.id).localeCompare(b.name || b.id));
@@ -188,57 +192,80 @@
     return card;
   }
 
-  const STORE_TILES = [
-    ['gets', 'getsSuccess', 'getsFail'],
-    ['sets', 'setsSuccess', 'setsFail'],
-    ['creates', 'createSuccess', 'createFail'],
-    ['updates', 'updateSuccess', 'updateFail'],
-    ['deletes', 'deleteSuccess', 'deleteFail'],
-    ['compare & swap', 'compareAndSwapSuccess', 'compareAndSwapFail'],
-    ['compare & delete', 'compareAndDeleteSuccess', 'compareAndDeleteFail'],
-    ['expired', 'expireCount'],
-    ['watchers', 'watchers'],
+  // the store's counters, as columns: successes and failures
+  const STORE_OPS = [
+    ['getsSuccess', 'getsFail'], ['setsSuccess', 'setsFail'], ['createSuccess', 'createFail'],
+    ['updateSuccess', 'updateFail'], ['deleteSuccess', 'deleteFail'],
+    ['compareAndSwapSuccess', 'compareAndSwapFail'], ['compareAndDeleteSuccess', 'compareAndDeleteFail'],
   ];
   const WRITES = ['setsSuccess', 'createSuccess', 'updateSuccess', 'deleteSuccess', 'compareAndSwapSuccess', 'compareAndDeleteSuccess'];
+
+  // tile is a labelled number; sub is an optional line under it.
+  function tile(k, v, sub, cls) {
+    const t = el('div', 'tile' + (cls ? ' ' + cls : ''));
+    t.append(el('div', 'k', k), el('div', 'v', v));
+    if (sub) t.append(el('div', 'f', sub));
+    return t;
+  }
+
+  // ago is a duration in words: 3d 4h, 5m 12s, 40s.
+  function ago(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    const d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24, m = Math.floor(s / 60) % 60;
+    if (d) return d + 'd ' + h + 'h';
+    if (h) return h + 'h ' + m + 'm';
+    if (m) return m + 'm ' + (s % 60) + 's';
+    return s + 's';
+  }
 
   function renderStore(c, self) {
     const s = c.store || {};
     $('store-of').textContent = self && self.name ? 'as counted on ' + self.name : '';
     const now = Date.now();
     const sum = (keys) => keys.reduce((a, k) => a + (s[k] || 0), 0);
+    const reads = sum(['getsSuccess', 'getsFail']);
     let writesRate = '\u2013';
     let readsRate = '\u2013';
     if (lastStore && now > lastStore.at) {
       const dt = (now - lastStore.at) / 1000;
-      writesRate = ((sum(WRITES) - lastStore.writes) / dt).toFixed(1);
-      readsRate = ((sum(['getsSuccess', 'getsFail']) - lastStore.reads) / dt).toFixed(1);
+      writesRate = Math.max(0, (sum(WRITES) - lastStore.writes) / dt).toFixed(1);
+      readsRate = Math.max(0, (reads - lastStore.reads) / dt).toFixed(1);
     }
-    lastStore = { at: now, writes: sum(WRITES), reads: sum(['getsSuccess', 'getsFail']) };
-
-    const tile = (k, v, f, cls) => {
-      const t = el('div', 'tile' + (cls ? ' ' + cls : ''));
-      t.append(el('div', 'k', k), el('div', 'v', v));
-      if (f) t.append(f);
-      return t;
-    };
-    const tiles = [tile('writes / s', writesRate, null, 'rate'), tile('reads / s', readsRate, null, 'rate')];
-    for (const [label, ok, fail] of STORE_TILES) {
-      let f = null;
-      if (fail) {
-        f = el('div', 'f', num(s[fail]) + ' failed');
-        if (s[fail]) f.classList.add('bad');
+    lastStore = { at: now, writes: sum(WRITES), reads };
+    $('store-tiles').replaceChildren(
+      tile('writes / s', writesRate, null, 'rate'),
+      tile('reads / s', readsRate, null, 'rate'),
+      tile('watchers', num(s.watchers)),
+      tile('expired', num(s.expireCount)));
+    const row = (label, col, bad) => {
+      const tr = el('tr');
+      tr.append(el('td', '', label));
+      for (const pair of STORE_OPS) {
+        const v = s[pair[col]] || 0;
+        tr.append(el('td', bad && v ? 'bad' : '', num(v)));
       }
-      tiles.push(tile(label, num(s[ok]), f));
-    }
-    $('store-tiles').replaceChildren(...tiles);
+      return tr;
+    };
+    $('store-ops').tBodies[0].replaceChildren(row('ok', 0, false), row('failed', 1, true));
   }
 
   function renderFollowers(c) {
+    const lead = c.members.find((m) => m.id === c.leader);
+    const ls = lead && lead.status ? lead.status.stats || {} : {};
+    const self = c.members.find((m) => m.id === c.self);
+    const since = self && self.status && self.status.stats && self.status.stats.leaderInfo;
+    $('raft-tiles').replaceChildren(
+      tile('leader', c.leader ? memberName(c, c.leader) : 'none', null, c.leader ? 'lead' : ''),
+      tile('term', num(c.term)),
+      tile('raft index', lead && lead.status ? num(lead.status.raftIndex) : '\u2013', 'on the leader'),
+      tile('leader for', c.leader && since && since.startTime ? ago(Date.now() - Date.parse(since.startTime)) : '\u2013',
+        typeof ls.sendPkgRate === 'number' ? ls.sendPkgRate.toFixed(0) + ' msgs/s out' : null));
+
     const body = $('followers').tBodies[0];
     const note = $('repl-note');
-    const ls = c.leaderStats;
-    $('repl-of').textContent = c.leader ? 'from ' + memberName(c, c.leader) : '';
-    if (!ls || !ls.followers) {
+    const st = c.leaderStats;
+    $('repl-of').textContent = c.leader ? 'replication from ' + memberName(c, c.leader) : '';
+    if (!st || !st.followers) {
       body.replaceChildren();
       note.hidden = false;
       note.textContent = c.leaderError ? 'leader stats unavailable: ' + c.leaderError : 'no leader';
@@ -246,15 +273,16 @@
     }
     note.hidden = true;
     const ms = (x) => (typeof x === 'number' ? x.toFixed(2) + ' ms' : '\u2013');
-    const rows = Object.keys(ls.followers).sort((a, b) => memberName(c, a).localeCompare(memberName(c, b))).map((id) => {
-      const f = ls.followers[id];
+    const ids = Object.keys(st.followers).sort((a, b) => memberName(c, a).localeCompare(memberName(c, b)));
+    body.replaceChildren(...ids.map((id) => {
+      const f = st.followers[id];
+      const lat = f.latency || {};
+      const counts = f.counts || {};
       const tr = el('tr');
-      tr.append(el('td', '', memberName(c, id)), el('td', '', ms(f.latency && f.latency.current)),
-        el('td', '', ms(f.latency && f.latency.average)), el('td', '', ms(f.latency && f.latency.maximum)),
-        el('td', '', num(f.counts && f.counts.success)), el('td', '', num(f.counts && f.counts.fail)));
+      tr.append(el('td', '', memberName(c, id)), el('td', '', ms(lat.current)), el('td', '', ms(lat.average)),
+        el('td', '', ms(lat.maximum)), el('td', '', num(counts.success)), el('td', counts.fail ? 'bad' : '', num(counts.fail)));
       return tr;
-    });
-    body.replaceChildren(...rows);
+    }));
   }
 
   // --- key browser ---
@@ -344,7 +372,7 @@
       el('span', 'kval', n.dir ? '' : n.value));
     const meta = el('span', 'kmeta');
     const ttl = ttlText(n);
-    if (ttl) meta.append(el('span', 'badge warn', ttl));
+    if (ttl) meta.append(el('span', 'badge warn ttl', ttl));
     meta.append(el('span', '', '#' + n.modifiedIndex));
     li.append(meta);
     const open = () => {
