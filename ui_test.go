@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -11,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -461,4 +464,174 @@ func saveShot(t *testing.T, name string, png []byte) {
 			t.Errorf("copy screenshot: %v", err)
 		}
 	}
+}
+
+// authFront is what the page meets behind a reverse proxy that serves a
+// member under /etcd/ and, in front of the keys API, asks for credentials
+// as etcd's v2 auth does: without user reader's password, or outside the
+// /app directory that user may read, a keys request is answered with
+// etcd 3.4's own 401 (recorded in testdata/ui/etcd-auth-401.txt). The
+// members and stats endpoints stay open, as in etcd.
+type authFront struct {
+	proxy   http.Handler
+	status  int
+	header  http.Header
+	body    []byte
+	mu      sync.Mutex
+	granted []string // the keys paths read with valid credentials
+}
+
+func newAuthFront(t *testing.T, member string) *authFront {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/ui/etcd-auth-401.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(strings.Join(lines, "\r\n"))), nil)
+	if err != nil {
+		t.Fatalf("recorded 401: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := url.Parse(member)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.URL.Path = strings.TrimPrefix(r.In.URL.Path, "/etcd")
+			r.Out.URL.RawPath = strings.TrimPrefix(r.In.URL.RawPath, "/etcd")
+		},
+		FlushInterval: -1,
+	}
+	return &authFront{proxy: rp, status: resp.StatusCode, header: resp.Header, body: body}
+}
+
+func (f *authFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/etcd/") {
+		http.NotFound(w, r)
+		return
+	}
+	if p, ok := strings.CutPrefix(r.URL.Path, "/etcd/v2/keys"); ok {
+		user, pass, _ := r.BasicAuth()
+		if user != "reader" || pass != "secret" || !(p == "/app" || strings.HasPrefix(p, "/app/")) {
+			for k, v := range f.header {
+				if k != "Content-Length" && k != "X-Etcd-Cluster-Id" {
+					w.Header()[k] = v
+				}
+			}
+			w.WriteHeader(f.status)
+			w.Write(f.body)
+			return
+		}
+		f.mu.Lock()
+		f.granted = append(f.granted, p)
+		f.mu.Unlock()
+	}
+	f.proxy.ServeHTTP(w, r)
+}
+
+// TestUIBehindProxyWithAuth opens the page through a reverse proxy that
+// serves the cluster under a path of its own and asks for credentials on
+// the keys API: the page finds everything by relative URLs, shows the
+// cluster without credentials, asks for them when a keys read is refused,
+// and then shows what that user may read.
+func TestUIBehindProxyWithAuth(t *testing.T) {
+	if chromiumPath() == "" {
+		t.Skip("chromium is not installed (apt-get install -y chromium): the status page test is skipped")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startTestCluster(t, 3, nil)
+	lead := c.leader()
+	for _, kv := range [][2]string{{"/app/name", "shop"}, {"/app/db/url", "postgres://db"}, {"/secret/key", "hidden"}} {
+		if code, body := httpDo(t, "PUT", c.members[lead].url+"/v2/keys"+kv[0], url.Values{"value": {kv[1]}}); code/100 != 2 {
+			t.Fatalf("PUT %s: %d %s", kv[0], code, body)
+		}
+	}
+	front := newAuthFront(t, c.members[(lead+2)%3].url)
+	ts := httptest.NewServer(front)
+	t.Cleanup(func() { // after the browser is gone (cleanups run last first)
+		ts.CloseClientConnections()
+		ts.Close()
+	})
+
+	b := startBrowser(t, ctx, 1280, 900)
+	if err := b.navigate(ctx, ts.URL+"/etcd/ui"); err != nil {
+		t.Fatal(err)
+	}
+	until := func(what, cond string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var ok bool
+			err := b.eval(ctx, "!!("+cond+")", &ok)
+			if err == nil && ok {
+				return
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				var dom string
+				b.eval(ctx, "document.body ? document.body.innerText : ''", &dom)
+				t.Fatalf("the page never showed %s (%v)\npage text:\n%s\nconsole:\n%s", what, err, dom, strings.Join(b.consoleLogs(), "\n"))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	do := func(js string) {
+		t.Helper()
+		if err := b.eval(ctx, js, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	until("the page under the proxy's path", `location.pathname === "/etcd/ui/"`)
+	until("the members, without credentials", `document.querySelectorAll('#member-list [data-member] .health.ok').length === 3`)
+	until("the sign-in dialog", `document.getElementById('login').open`)
+	until("the keys refused", `document.getElementById('keys-note').textContent.includes('sign in')`)
+	shot, err := b.screenshot(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveShot(t, "ui-signin.png", shot)
+	do(`document.getElementById('login-user').value = 'reader';
+		document.getElementById('login-pass').value = 'secret';
+		document.querySelector('#login-form button[type=submit]').click()`)
+	until("the root refused to this user", `!document.getElementById('login').open &&
+		document.getElementById('keys-note').textContent.includes('user reader may not read')`)
+	do(`document.getElementById('keys-path').value = 'app';
+		document.getElementById('keys-form').requestSubmit()`)
+	until("the user's directory", `document.querySelector('#key-list li[data-key="/app/name"]') &&
+		document.querySelector('#key-list li[data-key="/app/db"]') && document.getElementById('keys-note').hidden`)
+	do(`document.getElementById('watch-here').click()`)
+	until("the watch on /app", `document.getElementById('watch-status').textContent.startsWith('watching /app from index')`)
+	if code, body := httpDo(t, "PUT", c.members[lead].url+"/v2/keys/app/name", url.Values{"value": {"shop-2"}}); code != 200 {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	until("the change in the watch and the browser", `document.querySelector('#watch-events li[data-key="/app/name"]') &&
+		document.querySelector('#key-list li[data-key="/app/name"] .kval').textContent === 'shop-2'`)
+	var text string
+	if err := b.eval(ctx, `document.body.innerText`, &text); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text, "hidden") {
+		t.Errorf("the page shows a key the user may not read:\n%s", text)
+	}
+	front.mu.Lock()
+	granted := len(front.granted)
+	front.mu.Unlock()
+	if granted == 0 {
+		t.Errorf("no keys request carried the user's credentials")
+	}
+	if shot, err = b.screenshot(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	saveShot(t, "ui-auth.png", shot)
 }

@@ -289,7 +289,8 @@
 
   let dir = '/';
   let selected = null;   // the key whose details are open
-  let keysBusy = false;
+  let keysSeq = 0;       // the latest read of the open directory; older answers are dropped
+  let keysInFlight = 0;
 
   function setDir(d) {
     dir = d;
@@ -323,14 +324,15 @@
   }
 
   async function refreshKeys() {
-    if (keysBusy) return;
-    keysBusy = true;
+    const seq = ++keysSeq;
+    keysInFlight++;
     renderCrumbs();
     const note = $('keys-note');
     const list = $('key-list');
     try {
       const r = await api(keysURL(dir) + '?sorted=true');
       const body = await r.json();
+      if (seq !== keysSeq) return; // the user moved on meanwhile
       if (!r.ok) {
         list.replaceChildren(el('li', 'empty', body.message + (body.cause ? ': ' + body.cause : '')));
         note.hidden = true;
@@ -338,12 +340,11 @@
       }
       note.hidden = true;
       const node = body.node;
-      if (!node.dir) { // the path became a key: show it in its parent
-        const parent = dir.slice(0, dir.lastIndexOf('/')) || '/';
-        selected = dir;
-        dir = parent;
-        keysBusy = false;
-        return refreshKeys();
+      if (!node.dir) { // a key was opened by its path: show just it
+        selected = node.key;
+        list.replaceChildren(keyRow(node));
+        showDetail(node);
+        return;
       }
       const nodes = node.nodes || [];
       if (nodes.length === 0) {
@@ -354,11 +355,16 @@
       const sel = nodes.find((n) => n.key === selected && !n.dir);
       if (sel) showDetail(sel); else if (selected) { selected = null; $('key-detail').hidden = true; }
     } catch (e) {
+      if (seq !== keysSeq) return;
       note.hidden = false;
       note.className = 'note bad';
-      note.textContent = e instanceof AuthError ? authFailed(e) : 'cannot read ' + dir + ': ' + (e.message || e);
+      list.replaceChildren();
+      $('key-detail').hidden = true;
+      note.textContent = e instanceof AuthError
+        ? authFailed(e) + (authHeader ? ': open a path it may read with the box above' : '')
+        : 'cannot read ' + dir + ': ' + (e.message || e);
     } finally {
-      keysBusy = false;
+      keysInFlight--;
     }
   }
 
@@ -405,6 +411,12 @@
     facts.replaceChildren(...items);
   }
 
+  $('keys-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const p = '/' + $('keys-path').value.trim().split('/').filter((x) => x !== '').join('/');
+    $('keys-path').value = '';
+    setDir(p);
+  });
   $('detail-close').addEventListener('click', () => {
     selected = null;
     $('key-detail').hidden = true;
@@ -537,6 +549,6 @@
   refreshCluster();
   setInterval(refreshCluster, REFRESH_MS);
   refreshKeys();
-  setInterval(() => { if (!document.hidden) refreshKeys(); }, KEYS_MS);
+  setInterval(() => { if (!document.hidden && keysInFlight === 0) refreshKeys(); }, KEYS_MS);
   restartWatch();
 })();
