@@ -332,7 +332,7 @@ func fetchJSON(ctx context.Context, c *http.Client, url string, v any) error {
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", url, err)
+		return err // it names the method and the URL
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -434,6 +434,28 @@ func TestUIInChromium(t *testing.T) {
 	}
 	saveShot(t, "ui-narrow.png", shot)
 
+	// a member stopped: its card says so, and the summary counts it
+	viewport(1280, 900, false)
+	if _, err := b.call(ctx, "Emulation.setEmulatedMedia", map[string]any{"features": []map[string]string{}}); err != nil {
+		t.Fatal(err)
+	}
+	down := (lead + 2) % 3
+	c.stop(down)
+	until("the stopped member unreachable", `document.querySelector('#member-list [data-member=`+js(c.members[down].cfg.Name)+`] .health.bad') &&
+		document.querySelector('#member-list [data-member=`+js(c.members[down].cfg.Name)+`] .err').textContent.includes('connection refused') &&
+		document.getElementById('health-sum').textContent === '2 / 3 healthy'`)
+	if shot, err = b.screenshot(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	saveShot(t, "ui-degraded.png", shot)
+
+	var timing struct{ Request, Response, DOMContentLoaded, Load float64 }
+	if err := b.eval(ctx, `(() => { const n = performance.getEntriesByType('navigation')[0];
+		return {Request: n.requestStart, Response: n.responseEnd, DOMContentLoaded: n.domContentLoadedEventEnd, Load: n.loadEventEnd}; })()`, &timing); err == nil {
+		t.Logf("page load (ms since navigation): request %.0f, response %.0f, DOMContentLoaded %.0f, load %.0f",
+			timing.Request, timing.Response, timing.DOMContentLoaded, timing.Load)
+	}
+
 	var title string
 	b.eval(ctx, "document.title", &title)
 	if strings.Contains(title, "pwned") {

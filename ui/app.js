@@ -154,15 +154,16 @@
     const isLeader = m.id === c.leader;
     const card = el('article', 'card');
     card.dataset.member = m.name || m.id;
-    card.dataset.role = isLeader ? 'leader' : st ? 'follower' : 'unknown';
+    card.dataset.role = isLeader ? 'leader' : st ? 'follower' : 'offline';
     if (isLeader) card.classList.add('is-leader');
     if (!st || !st.healthy) card.classList.add('down');
 
     const head = el('div', 'card-head');
     head.append(el('span', 'mname', m.name || '(unstarted)'));
     if (m.id === c.self) head.append(el('span', 'here', 'this page'));
-    const role = el('span', 'badge role', isLeader ? 'leader' : st ? 'follower' : 'unknown');
+    const role = el('span', 'badge role', isLeader ? 'leader' : st ? 'follower' : 'offline');
     if (isLeader) role.classList.add('leader');
+    if (!st) role.classList.add('bad');
     head.append(role);
     card.append(head);
 
