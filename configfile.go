@@ -78,6 +78,8 @@ func loadConfigFile(path string, readFile func(string) ([]byte, error), given ma
 			s = strings.Join(v.list, ",")
 		} else if d.isBool() {
 			s = yamlBool(s)
+		} else if _, err := strconv.ParseInt(s, 10, 64); err == nil && d.To == nil && d.Kind == kindDuration {
+			s += "ns" // etcd's file gives durations in nanoseconds
 		}
 		if err := d.set(c, s); err != nil {
 			return nil, &exitError{1, fmt.Errorf("--config-file %s line %d: invalid value %q for %s: %w", path, v.line, s, k, err)}
