@@ -182,7 +182,7 @@ var etcdFlags = []flagDef{
 
 	// TO BE DEPRECATED
 	{Name: "debug", Group: groupDeprecated, Def: "false", Help: "Log at debug level (the same as --log-level=debug).", To: func(c *config) any { return &c.Debug }},
-	{Name: "log-package-levels", Group: groupDeprecated, Use: useIgnored, Help: "Log level of each etcd package.", Note: "etcdlite has one log level: use --log-level"},
+	{Name: "log-package-levels", Group: groupDeprecated, Use: useIgnored, Help: "Log level of each etcd package.", Note: "etcdlite has a single log level, set by the log-level flag"},
 }
 
 // errVersion asks main to print the version and exit.

@@ -102,7 +102,11 @@ func logStartNotes(cfg *config) {
 			v3 = append(v3, "--"+name)
 			continue
 		}
-		slog.Warn("ignored: "+d.ignoredReason(), "flag", "--"+name, "given", cfg.given[name])
+		args := []any{"flag", "--" + name}
+		if src := cfg.given[name]; src != "--"+name {
+			args = append(args, "given", src)
+		}
+		slog.Warn("ignored: "+d.ignoredReason(), args...)
 	}
 	if len(v3) > 0 {
 		slog.Warn("ignored: applies to the v3 API only", "flags", strings.Join(v3, " "))
