@@ -261,7 +261,7 @@ func TestCLIBinary(t *testing.T) {
 		out := c.out.String()
 		for i := range etcdFlags {
 			d := &etcdFlags[i]
-			n := len(regexp.MustCompile(`(?m)--` + regexp.QuoteMeta(d.Name) + `([ "]|$)`).FindAllString(out, -1))
+			n := len(regexp.MustCompile(`(?m)--`+regexp.QuoteMeta(d.Name)+`([ "]|$)`).FindAllString(out, -1))
 			switch {
 			case d.Use != useUsed && n != 1:
 				t.Errorf("ignored --%s is named %d times in the log, want once", d.Name, n)
