@@ -481,3 +481,28 @@ func TestStartupChecks(t *testing.T) {
 		t.Errorf("-h: %v", err)
 	}
 }
+
+// TestREADMEListsEveryFlag checks the README's flag table has a row for
+// every flag of the table.
+func TestREADMEListsEveryFlag(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	start := strings.Index(s, "## Flags\n")
+	end := strings.Index(s[start+1:], "\n## ")
+	if start < 0 || end < 0 {
+		t.Fatal("no Flags section in README.md")
+	}
+	section := s[start : start+1+end]
+	for _, d := range etcdFlags {
+		row := "| `--" + d.Name + "`"
+		if !strings.Contains(section, row) {
+			t.Errorf("README's flag table has no row for --%s", d.Name)
+		}
+		if d.Use != useUsed && !strings.Contains(section[strings.Index(section, row):], "ignored") {
+			t.Errorf("README does not say --%s is ignored", d.Name)
+		}
+	}
+}
