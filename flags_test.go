@@ -501,7 +501,8 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 		if !strings.Contains(section, row) {
 			t.Errorf("README's flag table has no row for --%s", d.Name)
 		}
-		if d.Use != useUsed && !strings.Contains(section[strings.Index(section, row):], "ignored") {
+		line, _, _ := strings.Cut(section[strings.Index(section, row):], "\n")
+		if d.Use != useUsed && !strings.Contains(line, "| ignored") {
 			t.Errorf("README does not say --%s is ignored", d.Name)
 		}
 	}
