@@ -340,6 +340,7 @@ func splitList(v string) []string {
 	return out
 }
 
+// contains says whether v is in list.
 func contains(list []string, v string) bool {
 	for _, x := range list {
 		if x == v {
@@ -391,13 +392,19 @@ func (v flagValue) IsBoolFlag() bool { return v.d.isBool() }
 // stringValue is a plain string flag that is not in the table.
 type stringValue struct{ p *string }
 
-func (v stringValue) String() string     { return "" }
+// String implements flag.Value.
+func (v stringValue) String() string { return "" }
+
+// Set implements flag.Value.
 func (v stringValue) Set(s string) error { *v.p = s; return nil }
 
 // boolValue is a plain boolean flag that is not in the table.
 type boolValue struct{ p *bool }
 
+// String implements flag.Value.
 func (v boolValue) String() string { return "" }
+
+// Set implements flag.Value.
 func (v boolValue) Set(s string) error {
 	b, err := strconv.ParseBool(s)
 	if err != nil {
@@ -406,6 +413,8 @@ func (v boolValue) Set(s string) error {
 	*v.p = b
 	return nil
 }
+
+// IsBoolFlag tells package flag that the flag may stand alone.
 func (v boolValue) IsBoolFlag() bool { return true }
 
 // parseConfig reads the flags in args and then the ETCD_* variables of env
@@ -587,6 +596,8 @@ func sameField(a, b any) bool {
 	return fmt.Sprint(deref(a)) == fmt.Sprint(deref(b))
 }
 
+// deref is the value a pointer to a config field points to (URLs as
+// strings), for comparing.
 func deref(p any) any {
 	switch p := p.(type) {
 	case *string:

@@ -99,7 +99,7 @@ func TestFlagTableMatchesEtcdHelp(t *testing.T) {
 
 // sampleValue is a value other than the default for d, and how the YAML
 // file writes it.
-func sampleValue(d *flagDef) (flagValue, yamlValue string) {
+func sampleValue(d *flagDef) (arg, yaml string) {
 	switch d.Name {
 	case "enable-v2":
 		return "true", "true"
