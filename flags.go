@@ -487,6 +487,9 @@ func loadConfig(args []string, env []string, readFile func(string) ([]byte, erro
 			c.notes = append(c.notes, logNote{warn: true, msg: "unrecognized environment variable", args: []any{"var", k + "=" + v}})
 		case c.given[d.Name] != "":
 			return nil, &exitError{1, fmt.Errorf("conflicting environment variable %q is shadowed by the command-line flag --%s: unset the variable or drop the flag", k, d.Name)}
+		case v == "":
+			// As etcd: an empty variable sets nothing, and says so.
+			c.notes = append(c.notes, logNote{warn: true, msg: "unrecognized environment variable (empty, not used)", args: []any{"var", k + "="}})
 		default:
 			if err := d.set(c, v); err != nil {
 				return nil, &exitError{1, fmt.Errorf("invalid value %q for %s: %w", v, k, err)}

@@ -339,6 +339,8 @@ func TestEnvironmentRules(t *testing.T) {
 		{name: "unknown variable", env: []string{"ETCD_FOO=bar"}, warnHas: "ETCD_FOO=bar", wantName: "default"},
 		{name: "lower case is unknown", env: []string{"ETCD_name=x"}, warnHas: "ETCD_name=x", wantName: "default"},
 		{name: "empty suffix", env: []string{"ETCD_=1"}, warnHas: "ETCD_=1", wantName: "default"},
+		{name: "empty is not used", env: []string{"ETCD_NAME=", "ETCD_SNAPSHOT_COUNT="}, warnHas: "ETCD_SNAPSHOT_COUNT=", wantName: "default"},
+		{name: "empty still conflicts", args: []string{"--name", "y"}, env: []string{"ETCD_NAME="}, code: 1, errHas: "ETCD_NAME"},
 		{name: "used", env: []string{"ETCD_NAME=e"}, noteHas: "ETCD_NAME=e", wantName: "e"},
 		{name: "not ETCD_", env: []string{"ETCDCTL_API=2", "NAME=x"}, wantName: "default"},
 		{name: "bad value", env: []string{"ETCD_SNAPSHOT_COUNT=abc"}, code: 1, errHas: `invalid value "abc" for ETCD_SNAPSHOT_COUNT: parse error`},
