@@ -48,30 +48,34 @@ type config struct {
 	EnablePprof              bool
 	StrictReconfigCheck      bool
 	LogLevel                 string
-	Debug                    bool   // --debug: the same as --log-level=debug
-	WALDir                   string // the log's own directory ("": <data-dir>/member/wal)
-	ClientTLS, PeerTLS       transportSecurity
-	CipherSuites             []string
-	CORS                     []string
-	HostWhitelist            []string
-	LogOutputs               []string // "default", "stderr", "stdout" or file paths
-	Logger                   string   // "zap" (JSON lines) or "capnslog" (text lines)
-	ListenMetricsURLs        []*url.URL
-	Metrics                  string // "basic" or "extensive"
-	ForceNewCluster          bool
-	Discovery                string
-	DiscoveryFallback        string
-	DiscoveryProxy           string
-	DiscoverySRV             string
-	DiscoverySRVName         string
-	Proxy                    string // "off", "on" or "readonly"
-	ProxyFailureWaitMs       uint
-	ProxyRefreshIntervalMs   uint
-	ProxyDialTimeoutMs       uint
-	ProxyWriteTimeoutMs      uint
-	ProxyReadTimeoutMs       uint
-	ConfigFile               string   // the --config-file the rest was read from, if any
-	Ignored                  []string // the flags given that etcdlite ignores (flags.go says why)
+
+	// Added with the command line of etcd 3.4 (flags.go).
+	Debug                      bool   // --debug: the same as --log-level=debug
+	PreVote                    bool   // raft's pre-vote (on by default in etcdlite)
+	InitialElectionTickAdvance bool   // a lone member campaigns at once rather than after an election timeout
+	WALDir                     string // the log's own directory ("": <data-dir>/member/wal)
+	ClientTLS, PeerTLS         transportSecurity
+	CipherSuites               []string
+	CORS                       []string
+	HostWhitelist              []string
+	LogOutputs                 []string // "default", "stderr", "stdout" or file paths
+	Logger                     string   // "zap" (JSON lines) or "capnslog" (text lines)
+	ListenMetricsURLs          []*url.URL
+	Metrics                    string // "basic" or "extensive"
+	ForceNewCluster            bool
+	Discovery                  string
+	DiscoveryFallback          string
+	DiscoveryProxy             string
+	DiscoverySRV               string
+	DiscoverySRVName           string
+	Proxy                      string // "off", "on" or "readonly"
+	ProxyFailureWaitMs         uint
+	ProxyRefreshIntervalMs     uint
+	ProxyDialTimeoutMs         uint
+	ProxyWriteTimeoutMs        uint
+	ProxyReadTimeoutMs         uint
+	ConfigFile                 string   // the --config-file the rest was read from, if any
+	Ignored                    []string // the flags given that etcdlite ignores (flags.go says why)
 
 	given map[string]string // flag name -> where it was given ("--name", "ETCD_NAME", "file:line")
 	notes []logNote         // what the parser has to say once logging is set up
