@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // helpFlag is one flag of etcd's --help, as recorded in testdata.
@@ -507,5 +508,18 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 		if d.Use != useUsed && !strings.Contains(line, "| ignored") {
 			t.Errorf("README does not say --%s is ignored", d.Name)
 		}
+	}
+}
+
+// TestInitialElectionTickAdvanceOff checks that a lone member given
+// --initial-election-tick-advance=false waits an election timeout before it
+// campaigns, and still leads.
+func TestInitialElectionTickAdvanceOff(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.InitialElectionTickAdvance = false
+	start := time.Now()
+	startTestMember(t, cfg)
+	if took, min := time.Since(start), time.Duration(cfg.ElectionMs)*time.Millisecond; took < min {
+		t.Fatalf("led after %v, before one election timeout (%v)", took, min)
 	}
 }
