@@ -172,7 +172,7 @@ var etcdFlags = []flagDef{
 	{Name: "experimental-enable-lease-checkpoint", Group: groupExperimental, Def: "false", Kind: kindBool, Use: useV3Only, Help: "Checkpoint the remaining TTL of v3 leases."},
 	{Name: "experimental-enable-lease-checkpoint-persist", Group: groupExperimental, Def: "false", Kind: kindBool, Use: useV3Only, Hidden: true, Help: "Persist v3 lease checkpoints."},
 	{Name: "experimental-compaction-batch-limit", Group: groupExperimental, Def: "1000", Kind: kindInt, Use: useV3Only, Help: "Most revisions removed in one v3 compaction batch."},
-	{Name: "experimental-peer-skip-client-san-verification", Group: groupExperimental, Def: "false", Kind: kindBool, Use: useIgnored, Help: "Skip the SAN check of peers' client certificates.", Note: "the check is never skipped"},
+	{Name: "experimental-peer-skip-client-san-verification", Group: groupExperimental, Def: "false", Kind: kindBool, Use: useIgnored, YAML: "-", Help: "Skip the SAN check of peers' client certificates.", Note: "the check is never skipped"},
 	{Name: "experimental-watch-progress-notify-interval", Group: groupExperimental, Def: "10m", Kind: kindDuration, Use: useV3Only, Help: "Interval of v3 watch progress notifications."},
 	{Name: "experimental-warning-apply-duration", Group: groupExperimental, Def: "100ms", Kind: kindDuration, Use: useV3Only, Help: "v3 applies slower than this are logged."},
 

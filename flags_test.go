@@ -279,6 +279,13 @@ func TestFlagsEnvAndConfigFileAgree(t *testing.T) {
 			reflect.ValueOf(d.To(a)).Elem().Set(reflect.ValueOf(d.To(base)).Elem())
 		}
 	}
+	var ignored []string
+	for _, name := range a.Ignored {
+		if flagByName(name).yamlKey() != "" {
+			ignored = append(ignored, name)
+		}
+	}
+	a.Ignored = ignored
 	if f := normalized(fromFile); !reflect.DeepEqual(a, f) {
 		t.Errorf("every flag at once: args give\n%+v\nthe config file gives\n%+v", a, f)
 	}
@@ -521,5 +528,43 @@ func TestInitialElectionTickAdvanceOff(t *testing.T) {
 	startTestMember(t, cfg)
 	if took, min := time.Since(start), time.Duration(cfg.ElectionMs)*time.Millisecond; took < min {
 		t.Fatalf("led after %v, before one election timeout (%v)", took, min)
+	}
+}
+
+// TestConfigFileKeysMatchEtcd checks that the config file keys of the
+// table are exactly those etcd 3.4.23 reads (testdata/cli/etcd-config-keys.txt).
+func TestConfigFileKeysMatchEtcd(t *testing.T) {
+	b, err := os.ReadFile("testdata/cli/etcd-config-keys.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcdReads := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		key, answer, ok := strings.Cut(line, "\t")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasPrefix(answer, "reads it: ") {
+			etcdReads[key] = true
+		} else if answer != "NOT READ" {
+			t.Fatalf("bad line %q", line)
+		}
+	}
+	if len(etcdReads) < 70 {
+		t.Fatalf("only %d keys read from the recording", len(etcdReads))
+	}
+	ours := map[string]bool{}
+	for i := range etcdFlags {
+		if k := etcdFlags[i].yamlKey(); k != "" {
+			ours[k] = true
+			if !etcdReads[k] {
+				t.Errorf("the table reads key %s (--%s) from the config file; etcd does not", k, etcdFlags[i].Name)
+			}
+		}
+	}
+	for k := range etcdReads {
+		if !ours[k] {
+			t.Errorf("etcd reads key %s from the config file; the table does not", k)
+		}
 	}
 }
