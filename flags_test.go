@@ -211,6 +211,9 @@ func TestFlagsEnvAndConfigFileAgree(t *testing.T) {
 			}
 			if !d.isBool() {
 				forms["-flag value"] = func() (*config, error) { return loadFrom([]string{"-" + d.Name, v}, nil, nil) }
+				forms["--flag value"] = func() (*config, error) { return loadFrom([]string{"--" + d.Name, v}, nil, nil) }
+			} else if v == "true" {
+				forms["--flag"] = func() (*config, error) { return loadFrom([]string{"--" + d.Name}, nil, nil) }
 			}
 			if d.yamlKey() != "" {
 				forms["config file"] = func() (*config, error) {
