@@ -79,7 +79,12 @@ type flagDef struct {
 }
 
 // etcdFlags is every flag etcd 3.4.23 accepts (besides --config-file,
-// --version and --help, which the parser handles itself).
+// --version and --help, which the parser handles itself). A flag is one
+// line: its To returns the config field it sets (a *string, *bool, *uint,
+// *uint64, *[]string for comma-separated lists, *[]*url.URL or the
+// initial-cluster map), and that field's type decides how the value is
+// parsed, from the command line, ETCD_* and the config file alike. Once the
+// feature a flag with NotYet needs is wired, delete its NotYet.
 var etcdFlags = []flagDef{
 	// Member
 	{Name: "name", Group: groupMember, Def: "default", Help: "Human-readable name for this member.", To: func(c *config) any { return &c.Name }},
