@@ -191,7 +191,7 @@ func (s *server) raftConfig() *raft.Config {
 		MaxSizePerMsg:   1 << 20,
 		MaxInflightMsgs: 512,
 		CheckQuorum:     true,
-		PreVote:         true,
+		PreVote:         s.cfg.PreVote,
 		Logger:          raftLogger{},
 	}
 }
@@ -446,7 +446,7 @@ func (s *server) sendEarly(msgs []raftpb.Message) []raftpb.Message {
 // campaignIfAlone starts an election at once when this member is the only
 // voter, instead of waiting out an election timeout.
 func (s *server) campaignIfAlone() {
-	if s.campaigned || s.leader.Load() != 0 || len(s.confState.Voters) != 1 || s.confState.Voters[0] != s.id {
+	if !s.cfg.InitialElectionTickAdvance || s.campaigned || s.leader.Load() != 0 || len(s.confState.Voters) != 1 || s.confState.Voters[0] != s.id {
 		return
 	}
 	if st := s.rn.BasicStatus(); st.Applied < st.Commit {

@@ -41,6 +41,8 @@ type server struct {
 	stats     *serverStats
 	now       func() time.Time // the clock writes are stamped with; tests replace it
 
+	startSnapshotIndex uint64 // the snapshot recovery started from (0: none), for the start-up summary
+
 	// owned by the raft loop
 	appliedIndex  uint64
 	appliedTerm   uint64
@@ -118,7 +120,10 @@ func startServer(cfg *config) (*server, error) {
 		}
 	}()
 	walMaxFiles = int(cfg.MaxWALs)
-	walDir := filepath.Join(cfg.DataDir, "member", "wal")
+	walDir, err := resolveWALDir(cfg)
+	if err != nil {
+		return nil, err
+	}
 	s.snapper = NewSnapshotter(filepath.Join(cfg.DataDir, "member", "snap"), int(cfg.MaxSnapshots))
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "member", "snap"), 0o700); err != nil {
 		return nil, fmt.Errorf("create snapshot dir: %w", err)
@@ -161,6 +166,7 @@ func startServer(cfg *config) (*server, error) {
 			slog.Info("bootstrapped a new cluster", "member", idString(s.id), "cluster", idString(s.clusterID))
 		}
 	}
+	s.startSnapshotIndex = s.snapshotIndex
 	s.stats = newServerStats(cfg.Name, s.id)
 	s.clusterIDHeader = []string{idString(s.clusterID)}
 	s.transport.SetRemovedHandler(func() {

@@ -89,6 +89,9 @@ func memberConfig(t testing.TB, name, dataDir, clientURL string, peers map[strin
 		MaxWALs:                  5,
 		StrictReconfigCheck:      true,
 		LogLevel:                 "warn",
+
+		PreVote:                    true,
+		InitialElectionTickAdvance: true,
 	}
 }
 
