@@ -49,6 +49,8 @@ type config struct {
 	EnablePprof              bool
 	StrictReconfigCheck      bool
 	LogLevel                 string
+	ClientTLS, PeerTLS       transportSecurity
+	CipherSuites             []string
 
 	clock          func() time.Time // tests only: the clock writes are stamped with
 	catchUpEntries uint64           // tests only: entries kept after a snapshot (0: 5000)
@@ -56,7 +58,7 @@ type config struct {
 	encodeHook     func(id uint64)  // tests only: runs (with the member's id) before the store is encoded for a snapshot
 }
 
-// urlsFlag is a comma-separated list of http URLs.
+// urlsFlag is a comma-separated list of http or https URLs.
 type urlsFlag struct {
 	urls []*url.URL
 	set  bool
@@ -81,7 +83,7 @@ func (u *urlsFlag) Set(v string) error {
 	return nil
 }
 
-// parseURLs parses a comma-separated list of http://host:port URLs.
+// parseURLs parses a comma-separated list of http(s)://host:port URLs.
 func parseURLs(v string) ([]*url.URL, error) {
 	var out []*url.URL
 	for _, s := range strings.Split(v, ",") {
@@ -91,12 +93,10 @@ func parseURLs(v string) ([]*url.URL, error) {
 			return nil, fmt.Errorf("%q is not a URL: %w", s, err)
 		}
 		switch {
-		case u.Scheme == "https" || u.Scheme == "unixs":
-			return nil, fmt.Errorf("%q: TLS is not supported, use http", s)
-		case u.Scheme != "http":
-			return nil, fmt.Errorf("%q: URL scheme must be http", s)
+		case u.Scheme != "http" && u.Scheme != "https":
+			return nil, fmt.Errorf("%q: URL scheme must be http or https", s)
 		case u.Port() == "" || u.Hostname() == "":
-			return nil, fmt.Errorf("%q: URL must be http://host:port", s)
+			return nil, fmt.Errorf("%q: URL must be http(s)://host:port", s)
 		case u.Path != "" && u.Path != "/":
 			return nil, fmt.Errorf("%q: URL must not have a path", s)
 		}
@@ -163,6 +163,21 @@ func parseConfig(args []string, env []string) (*config, error) {
 	fs.StringVar(&logger, "logger", "zap", "accepted for compatibility")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&debug, "debug", false, "enable debug-level logging")
+	fs.StringVar(&c.ClientTLS.CertFile, "cert-file", "", "path to the client server TLS cert file")
+	fs.StringVar(&c.ClientTLS.KeyFile, "key-file", "", "path to the client server TLS key file")
+	fs.BoolVar(&c.ClientTLS.ClientCertAuth, "client-cert-auth", false, "enable client cert authentication")
+	fs.StringVar(&c.ClientTLS.TrustedCAFile, "trusted-ca-file", "", "path to the client server TLS trusted CA cert file")
+	fs.StringVar(&c.ClientTLS.CRLFile, "client-crl-file", "", "path to the client certificate revocation list file")
+	fs.BoolVar(&c.ClientTLS.AutoTLS, "auto-tls", false, "client TLS using generated certificates")
+	fs.StringVar(&c.PeerTLS.CertFile, "peer-cert-file", "", "path to the peer server TLS cert file")
+	fs.StringVar(&c.PeerTLS.KeyFile, "peer-key-file", "", "path to the peer server TLS key file")
+	fs.BoolVar(&c.PeerTLS.ClientCertAuth, "peer-client-cert-auth", false, "enable peer client cert authentication")
+	fs.StringVar(&c.PeerTLS.TrustedCAFile, "peer-trusted-ca-file", "", "path to the peer server TLS trusted CA file")
+	fs.StringVar(&c.PeerTLS.CRLFile, "peer-crl-file", "", "path to the peer certificate revocation list file")
+	fs.BoolVar(&c.PeerTLS.AutoTLS, "peer-auto-tls", false, "peer TLS using self-generated certificates")
+	fs.StringVar(&c.PeerTLS.AllowedCN, "peer-cert-allowed-cn", "", "allowed CommonName for inter peer authentication")
+	fs.StringVar(&c.PeerTLS.AllowedHostname, "peer-cert-allowed-hostname", "", "allowed TLS hostname for inter peer authentication")
+	fs.Var(cipherSuitesFlag{&c.CipherSuites}, "cipher-suites", "comma-separated list of supported TLS cipher suites between client/server and peers")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
