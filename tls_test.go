@@ -48,7 +48,7 @@ type testCA struct {
 // testLeaf names the files of a leaf certificate.
 type testLeaf struct {
 	cert, key string
-	serial   *big.Int
+	serial    *big.Int
 }
 
 // newTestPKI makes the two CAs in a temporary directory.
