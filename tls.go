@@ -249,37 +249,19 @@ type tlsRefusal struct {
 // Error implements error.
 func (r *tlsRefusal) Error() string { return r.reason }
 
-// verifyClient checks the certificate chain a client presented: signed by
-// the trusted CA (the system's when none is given) for client use, in its
-// validity period, not revoked, with the allowed CN and host name.
-func (s *tlsSide) verifyClient(certs []*x509.Certificate) error {
-	if len(certs) == 0 {
+// checkClient is the part of a client certificate's check that crypto/tls
+// does not do: the CRL over the verified chains, the allowed CN and host
+// name of the leaf. The chain itself (signed by the trusted CA, or the
+// system's when none is given, for client use, valid now) crypto/tls has
+// verified, so that r.TLS.VerifiedChains holds it.
+func (s *tlsSide) checkClient(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
 		return &tlsRefusal{reason: "no client certificate"}
 	}
-	leaf := certs[0]
+	leaf := cs.PeerCertificates[0]
 	cn := leaf.Subject.CommonName
-	_, pool, revoked := s.state()
-	if pool == nil {
-		sys, err := x509.SystemCertPool()
-		if err != nil {
-			return &tlsRefusal{cn: cn, reason: "no trusted CA: " + err.Error()}
-		}
-		pool = sys
-	}
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	chains, err := leaf.Verify(x509.VerifyOptions{
-		Roots:         pool,
-		Intermediates: inter,
-		CurrentTime:   s.now(),
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
-	if err != nil {
-		return &tlsRefusal{cn: cn, reason: err.Error()}
-	}
-	for _, chain := range chains {
+	_, _, revoked := s.state()
+	for _, chain := range cs.VerifiedChains {
 		for _, c := range chain {
 			if revoked[c.SerialNumber.Text(16)] {
 				return &tlsRefusal{cn: cn, reason: fmt.Sprintf("certificate with serial %s is revoked by %s", c.SerialNumber.Text(16), s.sec.CRLFile)}
@@ -297,6 +279,20 @@ func (s *tlsSide) verifyClient(certs []*x509.Certificate) error {
 	return nil
 }
 
+// refusedCN is the CN of the client certificate a handshake error refused,
+// or "" when there was none.
+func refusedCN(err error) string {
+	var ref *tlsRefusal
+	if errors.As(err, &ref) {
+		return ref.cn
+	}
+	var ve *tls.CertificateVerificationError
+	if errors.As(err, &ve) && len(ve.UnverifiedCertificates) > 0 {
+		return ve.UnverifiedCertificates[0].Subject.CommonName
+	}
+	return ""
+}
+
 // serverConfig is the configuration of the side's listeners: the current
 // certificate and CA, read again when their files changed, for every
 // handshake.
@@ -307,20 +303,18 @@ func (s *tlsSide) serverConfig() *tls.Config {
 			if err := s.refresh(); err != nil {
 				return nil, err
 			}
-			cert, _, _ := s.state()
+			cert, pool, _ := s.state()
 			c := &tls.Config{
 				MinVersion:   tls.VersionTLS12,
 				CipherSuites: s.ciphers,
 				Certificates: []tls.Certificate{*cert},
 				NextProtos:   []string{"http/1.1"},
+				Time:         s.now,
 			}
 			if s.requireClientCert() {
-				// Verified by verifyClient, which knows the CRL, the
-				// allowed CN and who is refused.
-				c.ClientAuth = tls.RequireAnyClientCert
-				c.VerifyConnection = func(cs tls.ConnectionState) error {
-					return s.verifyClient(cs.PeerCertificates)
-				}
+				c.ClientAuth = tls.RequireAndVerifyClientCert
+				c.ClientCAs = pool // nil: the system's
+				c.VerifyConnection = s.checkClient
 			}
 			return c, nil
 		},
@@ -533,12 +527,7 @@ func (l *tlsListener) handshake(c net.Conn) {
 	tc := tls.Server(c, l.cfg)
 	_ = c.SetDeadline(time.Now().Add(tlsHandshakeTimeout))
 	if err := tc.Handshake(); err != nil {
-		var ref *tlsRefusal
-		cn := ""
-		if errors.As(err, &ref) {
-			cn = ref.cn
-		}
-		slog.Warn("TLS: connection refused", "side", l.side.name, "remote", c.RemoteAddr().String(), "cn", cn, "reason", err.Error())
+		slog.Warn("TLS: connection refused", "side", l.side.name, "remote", c.RemoteAddr().String(), "cn", refusedCN(err), "reason", err.Error())
 		_ = c.Close()
 		return
 	}

@@ -154,7 +154,8 @@ func (p *testPKI) crl(name string, ca *testCA, serials ...*big.Int) string {
 	return p.write(name, "X509 CRL", der)
 }
 
-// tlsClient is an HTTP client trusting ca and presenting leaf (if any).
+// tlsClient is an HTTP client trusting ca and presenting leaf (if any)
+// whatever the server asks for.
 func tlsClient(t *testing.T, ca string, leaf *testLeaf) *http.Client {
 	t.Helper()
 	pool, err := loadCertPool(ca)
@@ -167,7 +168,8 @@ func tlsClient(t *testing.T, ca string, leaf *testLeaf) *http.Client {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg.Certificates = []tls.Certificate{c}
+		// Presented whatever CAs the server asks for, as curl does.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &c, nil }
 	}
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}}
 }
@@ -245,10 +247,10 @@ func TestTLSClientCertificates(t *testing.T) {
 			}{
 				{"valid", &good, true, ""},
 				{"none", nil, false, "client didn't provide a certificate"},
-				{"wrong CA", &foreign, false, `cn=mallory reason="x509: certificate signed by unknown authority`},
-				{"expired", &expired, false, `cn=old reason="x509: certificate has expired`},
+				{"wrong CA", &foreign, false, `cn=mallory reason="tls: failed to verify certificate: x509: certificate signed by unknown authority`},
+				{"expired", &expired, false, `cn=old reason="tls: failed to verify certificate: x509: certificate has expired`},
 				{"revoked", &revoked, false, fmt.Sprintf(`cn=revoked reason="certificate with serial %s is revoked`, revoked.serial.Text(16))},
-				{"not for clients", &serverOnly, false, "cn=serveronly reason=\"x509: certificate specifies an incompatible key usage"},
+				{"not for clients", &serverOnly, false, "cn=serveronly reason=\"tls: failed to verify certificate: x509: certificate specifies an incompatible key usage"},
 			}
 			for _, tc := range cases {
 				hc := tlsClient(t, p.ca.file, tc.leaf)
@@ -494,7 +496,7 @@ func TestTLSPeerCluster(t *testing.T) {
 		leaf   testLeaf
 		reason string
 	}{
-		{"foreign CA", p.leaf("foreign", leafOpts{cn: "peer", ca: p.other}), "cn=peer reason=\"x509: certificate signed by unknown authority"},
+		{"foreign CA", p.leaf("foreign", leafOpts{cn: "peer", ca: p.other}), "cn=peer reason=\"tls: failed to verify certificate: x509: certificate signed by unknown authority"},
 		{"wrong CN", p.leaf("wrongcn", leafOpts{cn: "intruder", ca: p.ca}), `cn=intruder reason="CommonName \"intruder\" is not the allowed \"peer\""`},
 	}
 	for _, in := range intruders {
