@@ -31,7 +31,7 @@ import (
 // testPKI is a set of certificate files made for one test: a CA, an
 // unrelated second CA, and leaf certificates signed by them.
 type testPKI struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	serial int64
 	ca     *testCA
@@ -52,7 +52,7 @@ type testLeaf struct {
 }
 
 // newTestPKI makes the two CAs in a temporary directory.
-func newTestPKI(t *testing.T) *testPKI {
+func newTestPKI(t testing.TB) *testPKI {
 	t.Helper()
 	p := &testPKI{t: t, dir: t.TempDir()}
 	p.ca = p.newCA("test CA")
@@ -559,7 +559,7 @@ func TestTLSPeerCluster(t *testing.T) {
 
 // testPeerSide is a peer TLS side with leaf's certificate that demands
 // certificates of p's CA.
-func testPeerSide(t *testing.T, p *testPKI, leaf testLeaf) *tlsSide {
+func testPeerSide(t testing.TB, p *testPKI, leaf testLeaf) *tlsSide {
 	t.Helper()
 	s := &tlsSide{name: "peer", now: time.Now, sec: transportSecurity{CertFile: leaf.cert, KeyFile: leaf.key, ClientCertAuth: true, TrustedCAFile: p.ca.file}}
 	if err := s.refresh(); err != nil {
@@ -568,11 +568,16 @@ func testPeerSide(t *testing.T, p *testPKI, leaf testLeaf) *tlsSide {
 	return s
 }
 
-// trStartTLSNode is trStartNode serving and dialing with TLS.
-func trStartTLSNode(t *testing.T, id uint64, side *tlsSide) *trNode {
+// trStartTLSNode is trStartNode serving and dialing with TLS; r nil means
+// a fresh trFakeRaft.
+func trStartTLSNode(t testing.TB, id uint64, side *tlsSide, r transportRaft) *trNode {
 	t.Helper()
-	n := &trNode{id: id, reqs: &trRequestLog{}, fake: &trFakeRaft{}}
-	n.tr = NewTransport(id, 0x77, n.fake)
+	n := &trNode{id: id, reqs: &trRequestLog{}}
+	if r == nil {
+		n.fake = &trFakeRaft{}
+		r = n.fake
+	}
+	n.tr = NewTransport(id, 0x77, r)
 	trFast(n.tr)
 	n.tr.SetPeerTLS(side)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -595,8 +600,8 @@ func trStartTLSNode(t *testing.T, id uint64, side *tlsSide) *trNode {
 func TestTransportOverTLS(t *testing.T) {
 	p := newTestPKI(t)
 	side := testPeerSide(t, p, p.leaf("peer", leafOpts{cn: "peer", ca: p.ca}))
-	a := trStartTLSNode(t, 1, side)
-	b := trStartTLSNode(t, 2, side)
+	a := trStartTLSNode(t, 1, side, nil)
+	b := trStartTLSNode(t, 2, side, nil)
 	trLink(t, a, b)
 
 	large := bytes.Repeat([]byte("L"), 3<<20)
@@ -668,5 +673,84 @@ func TestTransportOverTLS(t *testing.T) {
 	a.stop()
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Stop took %v with a blocked TLS peer", d)
+	}
+}
+
+// BenchmarkTransportPipelinedTLS is BenchmarkTransportPipelined over TLS
+// with client certificates.
+func BenchmarkTransportPipelinedTLS(b *testing.B) {
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	b.Cleanup(func() { slog.SetDefault(prev) })
+	p := newTestPKI(b)
+	side := testPeerSide(b, p, p.leaf("peer", leafOpts{cn: "peer", ca: p.ca}))
+	ra := &trEchoRaft{got: make(chan raftpb.Message, 1024)}
+	rb := &trEchoRaft{}
+	a := trStartTLSNode(b, 1, side, ra)
+	bn := trStartTLSNode(b, 2, side, rb)
+	ra.send, rb.send = a.tr.Send, bn.tr.Send
+	trLink(b, a, bn)
+	const window = 64
+	msgs := []raftpb.Message{trBenchApp(0)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	inflight := 0
+	for i := 0; i < b.N; i++ {
+		for ; inflight >= window; inflight-- {
+			<-ra.got
+		}
+		msgs[0].Index = uint64(i)
+		a.tr.Send(msgs)
+		inflight++
+	}
+	for ; inflight > 0; inflight-- {
+		<-ra.got
+	}
+}
+
+func TestTLSCheckClient(t *testing.T) {
+	p := newTestPKI(t)
+	good := p.leaf("peer", leafOpts{cn: "peer", ca: p.ca})
+	revoked := p.leaf("revoked", leafOpts{cn: "peer", ca: p.ca})
+	crl := p.crl("ca.crl", p.ca, revoked.serial)
+	load := func(l testLeaf) tls.ConnectionState {
+		c, err := tls.LoadX509KeyPair(l.cert, l.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := x509.ParseCertificate(c.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}, VerifiedChains: [][]*x509.Certificate{{leaf, p.ca.cert}}}
+	}
+	cases := []struct {
+		name string
+		sec  transportSecurity
+		cs   tls.ConnectionState
+		want string // "" for accepted
+	}{
+		{"accepted", transportSecurity{AllowedCN: "peer", AllowedHostname: "localhost", CRLFile: crl}, load(good), ""},
+		{"no certificate", transportSecurity{}, tls.ConnectionState{}, "no client certificate"},
+		{"wrong CN", transportSecurity{AllowedCN: "etcd"}, load(good), `CommonName "peer" is not the allowed "etcd"`},
+		{"wrong host name", transportSecurity{AllowedHostname: "etcd.example"}, load(good), "certificate not valid for the allowed host name"},
+		{"IP host name", transportSecurity{AllowedHostname: "127.0.0.1"}, load(good), ""},
+		{"revoked", transportSecurity{CRLFile: crl}, load(revoked), "is revoked by"},
+	}
+	for _, tc := range cases {
+		tc.sec.CertFile, tc.sec.KeyFile = good.cert, good.key
+		s := &tlsSide{name: "peer", sec: tc.sec, now: time.Now}
+		if err := s.refresh(); err != nil {
+			t.Fatal(err)
+		}
+		err := s.checkClient(tc.cs)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		case err != nil && len(tc.cs.PeerCertificates) > 0 && refusedCN(err) != tc.cs.PeerCertificates[0].Subject.CommonName:
+			t.Errorf("%s: refusal names CN %q", tc.name, refusedCN(err))
+		}
 	}
 }
