@@ -914,6 +914,7 @@ type trSock struct {
 	mu       sync.Mutex // held by Write; the fields below are guarded by it
 	nonblock bool       // Write must not block: Send is writing
 	backlog  []byte     // what non-blocking writes left unwritten
+	err      error      // why a non-blocking write through TLS failed: the stream is broken
 	rawWrite func(fd uintptr) bool
 	rawBuf   []byte // what rawWriteOnce writes
 	rawN     int    // and what it wrote
@@ -955,6 +956,9 @@ func (s *trSock) Write(b []byte) (int, error) {
 
 // flushLocked writes what non-blocking writes kept. s.mu is held.
 func (s *trSock) flushLocked() error {
+	if s.err != nil {
+		return s.err
+	}
 	if len(s.backlog) == 0 {
 		return nil
 	}
@@ -981,11 +985,12 @@ func (s *trSock) writeNonblocking(w io.Writer, b []byte) bool {
 	s.mu.Unlock()
 	_, err := w.Write(b)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.nonblock = false
-	all := len(s.backlog) == 0
-	s.mu.Unlock()
-	// An error (a TLS connection already broken) is the pump's to find.
-	return all && err == nil
+	if err != nil && s.err == nil {
+		s.err = err // a TLS connection already broken: the pump's to find
+	}
+	return len(s.backlog) == 0 && s.err == nil
 }
 
 // trChunkRoom is the room kept in front of a chunk's payload for its size
