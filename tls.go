@@ -19,6 +19,7 @@ package main
 //     without an answer.
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -28,6 +29,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -353,10 +355,7 @@ func newTLSSetup(cfg *config) (*tlsSetup, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now
-	if cfg.clock != nil {
-		now = cfg.clock
-	}
+	now := time.Now // certificates are valid by the wall clock, never a test's
 	out := &tlsSetup{}
 	sides := []struct {
 		name   string
@@ -386,8 +385,8 @@ func newTLSSetup(cfg *config) (*tlsSetup, error) {
 				return nil, fmt.Errorf("TLS key/cert (--cert-file, --key-file) must be provided for client url %s with HTTPS scheme", u)
 			case u.Scheme == "https" && !side.sec.hasCert():
 				return nil, fmt.Errorf("cannot listen on TLS for %s: KeyFile and CertFile are not presented", u.Host)
-			case u.Scheme == "http" && side.sec.hasCert() && !side.selfSigned:
-				slog.Warn("TLS: the scheme of the URL is http while key/cert files are presented; they are ignored for it", "side", sd.name, "url", u.String())
+			case u.Scheme == "http" && (side.sec.hasCert() || side.sec.ClientCertAuth) && !side.selfSigned:
+				slog.Warn("TLS: the scheme of the URL is http while key/cert files or client cert auth are given; they are ignored for it", "side", sd.name, "url", u.String())
 			}
 		}
 		if !side.sec.hasCert() {
@@ -527,7 +526,11 @@ func (l *tlsListener) handshake(c net.Conn) {
 	tc := tls.Server(c, l.cfg)
 	_ = c.SetDeadline(time.Now().Add(tlsHandshakeTimeout))
 	if err := tc.Handshake(); err != nil {
-		slog.Warn("TLS: connection refused", "side", l.side.name, "remote", c.RemoteAddr().String(), "cn", refusedCN(err), "reason", err.Error())
+		level := slog.LevelWarn
+		if errors.Is(err, io.EOF) {
+			level = slog.LevelInfo // gone before the handshake ended: nothing refused
+		}
+		slog.Log(context.Background(), level, "TLS: connection refused", "side", l.side.name, "remote", c.RemoteAddr().String(), "cn", refusedCN(err), "reason", err.Error())
 		_ = c.Close()
 		return
 	}
