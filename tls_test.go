@@ -555,6 +555,23 @@ func TestTLSPeerCluster(t *testing.T) {
 	if code != 201 {
 		t.Fatalf("write after the intruders: %d %s", code, body)
 	}
+
+	// The peer certificate is rotated under the running members: the next
+	// connection gets the new one, and the cluster keeps working.
+	rotated := p.leaf("peer", leafOpts{cn: "peer", ca: p.ca}) // the same files, a new certificate
+	hc := tlsClient(t, p.ca.file, &rotated)
+	resp, err := hc.Get(peerURL + "/members")
+	if err != nil {
+		t.Fatalf("peer port after the rotation: %v", err)
+	}
+	resp.Body.Close()
+	if got := resp.TLS.PeerCertificates[0].SerialNumber; got.Cmp(rotated.serial) != 0 {
+		t.Fatalf("peer port serves serial %v after the rotation, want %v", got, rotated.serial)
+	}
+	code, body = httpDo(t, "PUT", c.members[(lead+2)%3].url+"/v2/keys/rotated", url.Values{"value": {"v"}})
+	if code != 201 {
+		t.Fatalf("write after the rotation: %d %s", code, body)
+	}
 }
 
 // testPeerSide is a peer TLS side with leaf's certificate that demands

@@ -19,6 +19,8 @@ package main
 //     its raft node has taken the message, so the sender can report the
 //     snapshot as finished.
 //
+// Streams and snapshots run alike over TCP (http peer URLs) and TLS (https).
+//
 // Refusals: 412 Precondition Failed for another cluster's id (or a request
 // meant for another member), 410 Gone for a member that was removed.
 
