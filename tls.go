@@ -379,7 +379,12 @@ func newTLSSetup(cfg *config) (*tlsSetup, error) {
 			side.sec = transportSecurity{CertFile: certFile, KeyFile: keyFile}
 			side.selfSigned = true
 		}
+		if side.sec.AllowedCN != "" && side.sec.AllowedHostname != "" {
+			return nil, fmt.Errorf("AllowedCN and AllowedHostname are mutually exclusive (cn=%q, hostname=%q)", side.sec.AllowedCN, side.sec.AllowedHostname)
+		}
+		anyTLS := false
 		for _, u := range sd.listen {
+			anyTLS = anyTLS || u.Scheme == "https"
 			switch {
 			case u.Scheme == "https" && !side.sec.hasCert() && sd.name == "client":
 				return nil, fmt.Errorf("TLS key/cert (--cert-file, --key-file) must be provided for client url %s with HTTPS scheme", u)
@@ -389,7 +394,9 @@ func newTLSSetup(cfg *config) (*tlsSetup, error) {
 				slog.Warn("TLS: the scheme of the URL is http while key/cert files or client cert auth are given; they are ignored for it", "side", sd.name, "url", u.String())
 			}
 		}
-		if !side.sec.hasCert() {
+		// Clients: files beside http URLs only are ignored, as etcd does.
+		// The peer certificate also serves for reaching https peers.
+		if !side.sec.hasCert() || (sd.name == "client" && !anyTLS) {
 			continue
 		}
 		if side.sec.CertFile == "" || side.sec.KeyFile == "" {

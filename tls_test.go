@@ -318,12 +318,21 @@ func TestTLSStartupChecks(t *testing.T) {
 			c.CipherSuites = []string{"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "FOO"}
 		}, `unexpected TLS cipher suite "FOO"`},
 		{"missing cert file", func(c *config) {
+			c.ListenClientURLs = mustURLs(t, "https://127.0.0.1:0")
 			c.ClientTLS = transportSecurity{CertFile: filepath.Join(t.TempDir(), "none.pem"), KeyFile: srv.key}
 		}, "no such file or directory"},
 		{"cert without key", func(c *config) {
+			c.ListenClientURLs = mustURLs(t, "https://127.0.0.1:0")
 			c.ClientTLS = transportSecurity{CertFile: srv.cert}
 		}, "--cert-file and --key-file must be given together"},
+		{"allowed CN and host name", func(c *config) {
+			c.PeerTLS = transportSecurity{CertFile: srv.cert, KeyFile: srv.key, AllowedCN: "peer", AllowedHostname: "localhost"}
+		}, `AllowedCN and AllowedHostname are mutually exclusive (cn="peer", hostname="localhost")`},
 	}
+	// Client certificate files beside http client URLs only are ignored.
+	cfg := testConfig(t, t.TempDir())
+	cfg.ClientTLS = transportSecurity{CertFile: "/nonexistent.pem"}
+	startTestMember(t, cfg)
 	for _, tc := range cases {
 		cfg := testConfig(t, t.TempDir())
 		tc.tune(cfg)
