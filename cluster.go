@@ -46,9 +46,6 @@ func readMemberChange(r *http.Request) ([]string, int, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, http.StatusBadRequest, fmt.Errorf("URL scheme must be http, https, unix, or unixs: %s", s)
 		}
-		if u.Scheme == "https" {
-			return nil, http.StatusBadRequest, fmt.Errorf("URL %s: TLS is not supported", s)
-		}
 	}
 	return req.PeerURLs, 0, nil
 }
@@ -252,8 +249,15 @@ func (s *server) proposeConfChange(ctx context.Context, cc raftpb.ConfChange) er
 
 // fetchCluster asks the members listed in --initial-cluster (other than
 // this one) for the running cluster's id and members.
-func fetchCluster(cfg *config) (uint64, []memberView, error) {
+func fetchCluster(cfg *config, peerTLS *tlsSide) (uint64, []memberView, error) {
 	hc := &http.Client{Timeout: 2 * time.Second}
+	if peerTLS != nil {
+		tc, err := peerTLS.clientConfig("")
+		if err != nil {
+			return 0, nil, fmt.Errorf("peer TLS: %w", err)
+		}
+		hc.Transport = &http.Transport{TLSClientConfig: tc}
+	}
 	var lastErr error
 	for name, urls := range cfg.InitialCluster {
 		if name == cfg.Name {

@@ -86,7 +86,7 @@ type config struct {
 	encodeHook     func(id uint64)  // tests only: runs (with the member's id) before the store is encoded for a snapshot
 }
 
-// parseURLs parses a comma-separated list of http://host:port URLs.
+// parseURLs parses a comma-separated list of http(s)://host:port URLs.
 func parseURLs(v string) ([]*url.URL, error) {
 	var out []*url.URL
 	for _, s := range strings.Split(v, ",") {
@@ -96,12 +96,10 @@ func parseURLs(v string) ([]*url.URL, error) {
 			return nil, fmt.Errorf("%q is not a URL: %w", s, err)
 		}
 		switch {
-		case u.Scheme == "https" || u.Scheme == "unixs":
-			return nil, fmt.Errorf("%q: TLS is not supported, use http", s)
-		case u.Scheme != "http":
-			return nil, fmt.Errorf("%q: URL scheme must be http", s)
+		case u.Scheme != "http" && u.Scheme != "https":
+			return nil, fmt.Errorf("%q: URL scheme must be http or https", s)
 		case u.Port() == "" || u.Hostname() == "":
-			return nil, fmt.Errorf("%q: URL must be http://host:port", s)
+			return nil, fmt.Errorf("%q: URL must be http(s)://host:port", s)
 		case u.Path != "" && u.Path != "/":
 			return nil, fmt.Errorf("%q: URL must not have a path", s)
 		}

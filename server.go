@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -37,6 +38,7 @@ type server struct {
 	wal       *WAL
 	snapper   *Snapshotter
 	transport *Transport
+	tls       *tlsSetup // each side's TLS; a side is nil without certificates
 	unlock    func() error
 	stats     *serverStats
 	now       func() time.Time // the clock writes are stamped with; tests replace it
@@ -119,6 +121,9 @@ func startServer(cfg *config) (*server, error) {
 			s.closeStorage()
 		}
 	}()
+	if s.tls, err = newTLSSetup(cfg); err != nil {
+		return nil, err
+	}
 	walMaxFiles = int(cfg.MaxWALs)
 	walDir, err := resolveWALDir(cfg)
 	if err != nil {
@@ -135,7 +140,7 @@ func startServer(cfg *config) (*server, error) {
 		if err := s.recover(walDir); err != nil {
 			return nil, err
 		}
-		s.transport = NewTransport(s.id, s.clusterID, s)
+		s.transport = s.newTransport()
 		s.syncPeers()
 		slog.Info("recovered", "member", idString(s.id), "snapshot-index", s.snapshotIndex,
 			"took", time.Since(start).Round(time.Millisecond))
@@ -145,7 +150,7 @@ func startServer(cfg *config) (*server, error) {
 			if err != nil {
 				return nil, err
 			}
-			s.transport = NewTransport(s.id, s.clusterID, s)
+			s.transport = s.newTransport()
 			for _, m := range existing {
 				if id, err := parseID(m.ID); err == nil && id != s.id {
 					s.transport.AddPeer(id, m.PeerURLs)
@@ -156,7 +161,7 @@ func startServer(cfg *config) (*server, error) {
 			if peers, err = s.bootstrap(walDir); err != nil {
 				return nil, err
 			}
-			s.transport = NewTransport(s.id, s.clusterID, s)
+			s.transport = s.newTransport()
 			for _, p := range peers {
 				var m member
 				if p.ID != s.id && json.Unmarshal(p.Context, &m) == nil {
@@ -200,6 +205,13 @@ func startServer(cfg *config) (*server, error) {
 		slog.Info("serving", "addr", srv.Addr)
 	}
 	return s, nil
+}
+
+// newTransport makes the member's peer transport, with the peer TLS.
+func (s *server) newTransport() *Transport {
+	t := NewTransport(s.id, s.clusterID, s)
+	t.SetPeerTLS(s.tls.peer)
+	return t
 }
 
 // bootstrap creates the log of a member of a new cluster and returns the
@@ -410,7 +422,7 @@ func (s *server) join(walDir string) ([]memberView, error) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		var err error
-		cid, ms, err = fetchCluster(s.cfg)
+		cid, ms, err = fetchCluster(s.cfg, s.tls.peer)
 		if err != nil {
 			if attempt < 49 {
 				continue
@@ -571,26 +583,29 @@ func nextRequestID() uint64 { return rand.Uint64() | 1 }
 func (s *server) listen() error {
 	handler := s.clientHandler()
 	for _, u := range s.cfg.ListenClientURLs {
-		if err := s.serve(u.Host, handler, false); err != nil {
+		if err := s.serve(u, handler, false, s.tls.client); err != nil {
 			return fmt.Errorf("listen on client URL %s: %w", u, err)
 		}
 	}
 	peer := s.peerHandler()
 	for _, u := range s.cfg.ListenPeerURLs {
-		if err := s.serve(u.Host, peer, true); err != nil {
+		if err := s.serve(u, peer, true, s.tls.peer); err != nil {
 			return fmt.Errorf("listen on peer URL %s: %w", u, err)
 		}
 	}
 	return nil
 }
 
-func (s *server) serve(addr string, h http.Handler, now bool) error {
-	ln, err := net.Listen("tcp", addr)
+func (s *server) serve(u *url.URL, h http.Handler, now bool, side *tlsSide) error {
+	ln, err := net.Listen("tcp", u.Host)
 	if err != nil {
 		for _, l := range s.listeners {
 			l.Close()
 		}
 		return err
+	}
+	if u.Scheme == "https" {
+		ln = newTLSListener(ln, side) // newTLSSetup made sure side is set
 	}
 	// No read timeouts, as etcd sets none on these listeners: with one,
 	// net/http arms a timer for every request (about 4% of a read's CPU).

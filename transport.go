@@ -19,6 +19,8 @@ package main
 //     its raft node has taken the message, so the sender can report the
 //     snapshot as finished.
 //
+// Streams and snapshots run alike over TCP (http peer URLs) and TLS (https).
+//
 // Refusals: 412 Precondition Failed for another cluster's id (or a request
 // meant for another member), 410 Gone for a member that was removed.
 
@@ -26,6 +28,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -178,6 +181,7 @@ type Transport struct {
 	dialer     *net.Dialer // streams dial for themselves
 	snapRT     *http.Transport
 	snapClient *http.Client
+	peerTLS    *tlsSide // for https peer URLs; nil: none (SetPeerTLS)
 
 	filter    atomic.Pointer[trFilter]
 	onRemoved atomic.Pointer[func()] // called when a peer says this member was removed
@@ -226,6 +230,46 @@ func NewTransport(localID, clusterID uint64, r transportRaft) *Transport {
 
 // trHex formats a member or cluster id as the wire and the logs show it.
 func trHex(id uint64) string { return strconv.FormatUint(id, 16) }
+
+// SetPeerTLS gives the transport the peer TLS it needs for https peer
+// URLs: the peer certificate as client certificate, the peer CA for the
+// peers' certificates. Call it before AddPeer.
+func (t *Transport) SetPeerTLS(side *tlsSide) {
+	t.peerTLS = side
+	t.snapRT.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := t.dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc, err := t.tlsClient(ctx, conn, addr)
+		if err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+}
+
+// tlsClient completes the client side of a TLS handshake on conn, to the
+// peer at addr (host:port).
+func (t *Transport) tlsClient(ctx context.Context, conn net.Conn, addr string) (*tls.Conn, error) {
+	if t.peerTLS == nil {
+		return nil, errors.New("https peer URL, but no peer certificate (--peer-cert-file, --peer-key-file or --peer-auto-tls)")
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	cfg, err := t.peerTLS.clientConfig(host)
+	if err != nil {
+		return nil, fmt.Errorf("peer TLS: %w", err)
+	}
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+	}
+	return tc, nil
+}
 
 // SetRemovedHandler sets f to be called when a peer refuses this member as
 // removed from the cluster (HTTP 410): the member learns of its removal even
@@ -609,7 +653,7 @@ func (p *trPeer) enqueue(m *raftpb.Message) bool {
 // which it wakes. It never blocks for long: the stream's lock is only tried.
 func (p *trPeer) flush() {
 	c := p.cur.Load()
-	if c == nil || c.raw == nil || !c.wmu.TryLock() {
+	if c == nil || c.sock.raw == nil || !c.wmu.TryLock() {
 		p.queue.wakePump()
 		return
 	}
@@ -628,7 +672,7 @@ const trDirectGap = 20 * time.Microsecond
 
 // writeNow is flush's part under c.wmu. It tells whether the pump has work.
 func (p *trPeer) writeNow(c *trConn) bool {
-	if c.ended || len(c.pending) > 0 || len(c.carry) > 0 {
+	if c.ended || c.pendingB.msgs > 0 || len(c.carry) > 0 {
 		return true // the pump writes that first, and what is queued after
 	}
 	now := time.Now()
@@ -659,15 +703,12 @@ func (p *trPeer) writeNow(c *trConn) bool {
 	if b.msgs == 0 {
 		return len(c.carry) > 0
 	}
-	chunk := trChunkFinish(buf)
-	n, err := c.tryWrite(chunk)
-	if n > 0 {
-		c.wrote = true
-	}
-	if err != nil || n < len(chunk) {
-		// The rest goes first when the pump next writes; if the connection
-		// failed, the pump's write fails too and the stream is reopened.
-		c.pending, c.pendingB = chunk[n:], b
+	c.wrote = true
+	if !c.sock.writeNonblocking(c.conn, trChunkFinish(buf)) {
+		// The socket keeps the rest, which goes first when the pump next
+		// writes; if the connection failed, the pump's write fails too and
+		// the stream is reopened.
+		c.pendingB = b
 		return true
 	}
 	p.sent(b, now)
@@ -828,40 +869,130 @@ func (p *trPeer) stats() transportPeerStats {
 	}
 }
 
-// trConn is one outgoing stream: a TCP connection of its own on which the
-// stream's request was written by hand and accepted by the peer. The pump
-// writes frames straight to it, with no goroutine in between.
+// trConn is one outgoing stream: a connection of its own (TCP, or TLS over
+// TCP) on which the stream's request was written by hand and accepted by
+// the peer. The pump writes frames straight to it, with no goroutine in
+// between.
 type trConn struct {
 	url       string
-	conn      net.Conn
-	raw       syscall.RawConn // conn's socket, for Send's non-blocking writes; nil if none
-	done      chan struct{}   // closed once the peer's (empty) response has ended
-	unhook    func() bool     // undoes closing conn when the peer's context ends
+	conn      net.Conn      // what the frames are written to: sock, or a tls.Conn over it
+	sock      *trSock       // the TCP connection underneath
+	done      chan struct{} // closed once the peer's (empty) response has ended
+	unhook    func() bool   // undoes closing conn when the peer's context ends
 	closeOnce sync.Once
 
 	// wmu is held by whoever writes to conn: the pump, or Send writing for
 	// it (see flush). The fields below are guarded by it.
 	wmu         sync.Mutex
-	ended       bool                  // the pump is done with conn: nothing more is written
-	wrote       bool                  // something was written since the last keepalive tick
-	lastWrite   time.Time             // when the last batch was written, about
-	deadlineSet time.Time             // when the write deadline was last moved
-	pending     []byte                // the unwritten rest of a chunk Send began
-	pendingB    trBatch               // the messages of that chunk, counted once it is written
-	carry       []raftpb.Message      // messages Send took from the queue and left for the pump
-	sendBuf     []byte                // Send's chunk buffer; pending points into it
-	rawWrite    func(fd uintptr) bool // c.rawWriteOnce
-	rawBuf      []byte                // what rawWriteOnce writes
-	rawN        int                   // and what it wrote
-	rawErr      error
+	ended       bool             // the pump is done with conn: nothing more is written
+	wrote       bool             // something was written since the last keepalive tick
+	lastWrite   time.Time        // when the last batch was written, about
+	deadlineSet time.Time        // when the write deadline was last moved
+	pendingB    trBatch          // the messages of a chunk Send began whose rest the socket keeps, counted once it is written
+	carry       []raftpb.Message // messages Send took from the queue and left for the pump
+	sendBuf     []byte           // Send's chunk buffer
 }
 
-// close tears the stream down; a blocked write returns.
+// close tears the stream down; a blocked write returns. The TCP connection
+// is closed under TLS as well: no close alert to wait for.
 func (c *trConn) close() {
 	c.closeOnce.Do(func() {
 		c.unhook()
-		_ = c.conn.Close()
+		_ = c.sock.Close()
 	})
+}
+
+// trSock is a stream's TCP connection as its writers see it. Besides
+// ordinary (blocking) writes, it takes Send's non-blocking ones: what the
+// socket does not take at once is kept, and written first by the next
+// blocking write. Under TLS it sits beneath the tls.Conn, so that a chunk
+// Send writes is encrypted once and then either sent or kept: the record
+// stream stays whole whatever the socket takes, and the same code runs
+// over TCP and TLS.
+type trSock struct {
+	net.Conn
+	raw syscall.RawConn // the socket, for non-blocking writes; nil if none
+
+	mu       sync.Mutex // held by Write; the fields below are guarded by it
+	nonblock bool       // Write must not block: Send is writing
+	backlog  []byte     // what non-blocking writes left unwritten
+	err      error      // why a non-blocking write through TLS failed: the stream is broken
+	rawWrite func(fd uintptr) bool
+	rawBuf   []byte // what rawWriteOnce writes
+	rawN     int    // and what it wrote
+	rawErr   error
+}
+
+// newTrSock wraps conn.
+func newTrSock(conn net.Conn) *trSock {
+	s := &trSock{Conn: conn}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			s.raw = raw
+			s.rawWrite = s.rawWriteOnce
+		}
+	}
+	return s
+}
+
+// Write writes b. In non-blocking mode it makes at most one attempt, never
+// waiting, keeps the rest and reports all of b written; a failed socket is
+// left for the next blocking write to find. Otherwise it first writes what
+// is kept, then b.
+func (s *trSock) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nonblock {
+		n := len(b)
+		if len(s.backlog) == 0 {
+			b = b[s.tryWrite(b):]
+		}
+		s.backlog = append(s.backlog, b...)
+		return n, nil
+	}
+	if err := s.flushLocked(); err != nil {
+		return 0, err
+	}
+	return s.Conn.Write(b)
+}
+
+// flushLocked writes what non-blocking writes kept. s.mu is held.
+func (s *trSock) flushLocked() error {
+	if s.err != nil {
+		return s.err
+	}
+	if len(s.backlog) == 0 {
+		return nil
+	}
+	_, err := s.Conn.Write(s.backlog)
+	s.backlog = s.backlog[:0]
+	if cap(s.backlog) > transportKeepBufSize {
+		s.backlog = nil
+	}
+	return err
+}
+
+// flush writes, blocking, what non-blocking writes kept.
+func (s *trSock) flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flushLocked()
+}
+
+// writeNonblocking writes b to w (the sock itself, or a tls.Conn over it)
+// without blocking and tells whether the socket took all of it.
+func (s *trSock) writeNonblocking(w io.Writer, b []byte) bool {
+	s.mu.Lock()
+	s.nonblock = true
+	s.mu.Unlock()
+	_, err := w.Write(b)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nonblock = false
+	if err != nil && s.err == nil {
+		s.err = err // a TLS connection already broken: the pump's to find
+	}
+	return len(s.backlog) == 0 && s.err == nil
 }
 
 // trChunkRoom is the room kept in front of a chunk's payload for its size
@@ -921,25 +1052,22 @@ func (c *trConn) writeChunk(buf []byte) ([]byte, error) {
 }
 
 // tryWrite makes one non-blocking write of b and returns how much the
-// socket took. A full socket buffer is no error; nor is a write deadline
-// already past or a closed connection, which leave all of b to the pump.
-// c.wmu is held.
-func (c *trConn) tryWrite(b []byte) (int, error) {
-	c.rawBuf, c.rawN, c.rawErr = b, 0, nil
-	_ = c.raw.Write(c.rawWrite)
-	n, err := max(c.rawN, 0), c.rawErr
-	c.rawBuf, c.rawErr = nil, nil
-	if err == syscall.EAGAIN || err == syscall.EINTR {
-		err = nil
-	}
-	return n, err
+// socket took: a full socket buffer, a failed or closed connection leave
+// the rest to the next blocking write, which reports any error. s.mu is
+// held.
+func (s *trSock) tryWrite(b []byte) int {
+	s.rawBuf, s.rawN, s.rawErr = b, 0, nil
+	_ = s.raw.Write(s.rawWrite)
+	n := max(s.rawN, 0)
+	s.rawBuf, s.rawErr = nil, nil
+	return n
 }
 
 // rawWriteOnce is tryWrite's function for the socket: one attempt, never
 // waiting for the socket to take more. It is a method value made once per
-// connection, so that a write allocates nothing. c.wmu is held.
-func (c *trConn) rawWriteOnce(fd uintptr) bool {
-	c.rawN, c.rawErr = syscall.Write(int(fd), c.rawBuf)
+// connection, so that a write allocates nothing. s.mu is held.
+func (s *trSock) rawWriteOnce(fd uintptr) bool {
+	s.rawN, s.rawErr = syscall.Write(int(fd), s.rawBuf)
 	return true
 }
 
@@ -1027,12 +1155,12 @@ func (p *trPeer) dial(u string) (*trConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse stream URL %s: %w", u, err)
 	}
-	if target.Scheme != "http" || target.Host == "" {
-		return nil, fmt.Errorf("stream URL %s: want http://host:port", u)
+	if (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
+		return nil, fmt.Errorf("stream URL %s: want http(s)://host:port", u)
 	}
 	addr := target.Host
 	if target.Port() == "" {
-		addr = net.JoinHostPort(target.Hostname(), "80")
+		addr = net.JoinHostPort(target.Hostname(), map[string]string{"http": "80", "https": "443"}[target.Scheme])
 	}
 	conn, err := p.t.dialer.DialContext(p.ctx, "tcp", addr)
 	if err != nil {
@@ -1041,14 +1169,22 @@ func (p *trPeer) dial(u string) (*trConn, error) {
 		}
 		return nil, fmt.Errorf("open raft stream to %s: %w", target, err)
 	}
-	c := &trConn{url: u, conn: conn, done: make(chan struct{})}
-	if sc, ok := conn.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			c.raw = raw
-			c.rawWrite = c.rawWriteOnce
-		}
-	}
+	sock := newTrSock(conn)
+	c := &trConn{url: u, conn: sock, sock: sock, done: make(chan struct{})}
 	c.unhook = context.AfterFunc(p.ctx, func() { _ = conn.Close() })
+	if target.Scheme == "https" {
+		ctx, cancel := context.WithDeadline(p.ctx, deadline)
+		tc, err := p.t.tlsClient(ctx, sock, addr)
+		cancel()
+		if err != nil {
+			c.close()
+			if p.ctx.Err() != nil {
+				return nil, trErrStopped
+			}
+			return nil, fmt.Errorf("open raft stream to %s: %w", target, err)
+		}
+		c.conn = tc
+	}
 	resp, err := p.handshake(c, target, deadline)
 	if err != nil {
 		c.close()
@@ -1151,7 +1287,7 @@ func (p *trPeer) pump(c *trConn, out *[]byte) error {
 			var err error
 			// Not in the middle of a chunk Send began: the pump writes its
 			// rest first, as soon as it gets to it.
-			if !c.wrote && len(c.pending) == 0 {
+			if !c.wrote && c.pendingB.msgs == 0 {
 				c.armDeadline(time.Now(), to.write)
 				_, err = c.conn.Write(trKeepalive)
 			}
@@ -1176,14 +1312,13 @@ func (p *trPeer) pump(c *trConn, out *[]byte) error {
 func (p *trPeer) drain(c *trConn, out *[]byte) error {
 	now := time.Now()
 	c.lastWrite = now
-	if len(c.pending) > 0 {
+	if c.pendingB.msgs > 0 {
 		c.armDeadline(now, p.timeouts.write)
-		_, err := c.conn.Write(c.pending)
+		err := c.sock.flush()
 		c.wrote = true
 		if err != nil {
 			return fmt.Errorf("write batch of %d messages: %w", c.pendingB.msgs, trWriteErr(err))
 		}
-		c.pending = nil
 		p.sent(c.pendingB, now)
 		c.pendingB = trBatch{}
 	}
@@ -1207,7 +1342,7 @@ func (p *trPeer) endConn(c *trConn) {
 	c.wmu.Lock()
 	c.ended = true
 	lost := c.pendingB.msgs + uint64(len(c.carry))
-	c.pending, c.pendingB, c.carry, c.sendBuf = nil, trBatch{}, nil, nil
+	c.pendingB, c.carry, c.sendBuf = trBatch{}, nil, nil
 	c.wmu.Unlock()
 	if lost > 0 {
 		p.drop(lost)
@@ -1588,8 +1723,8 @@ func (t *Transport) readStream(in *trInbound, body io.Reader) error {
 		if cap(buf) > transportKeepBufSize {
 			buf = nil
 		}
-		if m.From != in.from {
-			slog.Warn("raft transport: message with a forged sender dropped", "local", trHex(t.localID), "peer", trHex(in.from), "from", trHex(m.From))
+		if m.From != in.from && !t.relayed(&m) {
+			slog.Warn("raft transport: message with a forged sender dropped", "local", trHex(t.localID), "peer", trHex(in.from), "from", trHex(m.From), "type", m.Type.String())
 			continue
 		}
 		t.noteReceived(&m, len(frame)+8, sb.now)
@@ -1600,6 +1735,27 @@ func (t *Transport) readStream(in *trInbound, body io.Reader) error {
 			slog.Debug("raft transport: raft refused message", "local", trHex(t.localID), "peer", trHex(in.from), "type", m.Type.String(), "err", err)
 		}
 	}
+}
+
+// relayed tells whether m, which came on another member's stream, is one
+// that raft passes on for its sender: a follower forwards a proposal, a
+// read-index request or a leadership transfer it received (or made) to the
+// leader it knows, keeping the original From. Its sender must be a member
+// this one knows (itself included: a proposal can come back to a member
+// that has become the leader). Any other message must come from the
+// member whose stream carries it.
+func (t *Transport) relayed(m *raftpb.Message) bool {
+	switch m.Type {
+	case raftpb.MsgProp, raftpb.MsgReadIndex, raftpb.MsgTransferLeader:
+	default:
+		return false
+	}
+	if m.From == t.localID {
+		return true
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.peers[m.From] != nil && !t.removed[m.From]
 }
 
 // serveSnapshot receives one MsgSnap and answers once raft has taken it.
