@@ -302,7 +302,6 @@ func TestCLIBinary(t *testing.T) {
 			{"unknown flag", []string{"--no-such-flag"}, nil, 2, "flag provided but not defined: -no-such-flag"},
 			{"v2 disabled", []string{"--enable-v2=false"}, nil, 2, "etcdlite serves only etcd's v2 API"},
 			{"election", []string{dataDir, "--election-timeout", "100"}, nil, 1, "--election-timeout (100 ms) must be at least 5 times"},
-			{"TLS not yet", []string{dataDir, "--peer-cert-file", "p.pem"}, nil, 1, "--peer-cert-file: TLS is not supported yet"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				code, out := runCLI(t, bin, tc.args, append(baseEnv(), tc.env...))

@@ -356,11 +356,11 @@ func TestTLSStartupChecks(t *testing.T) {
 }
 
 // TestTLSFlagsAndEnvironment: every TLS flag is read from the command line
-// or its ETCD_* variable, the command line winning.
+// or its ETCD_* variable; one given both ways is refused, naming both.
 func TestTLSFlagsAndEnvironment(t *testing.T) {
 	c, err := parseConfig([]string{"--cert-file", "/c.pem", "--peer-client-cert-auth", "--cipher-suites", "A,B",
 		"--listen-client-urls", "https://127.0.0.1:2379", "--advertise-client-urls", "https://127.0.0.1:2379"},
-		[]string{"ETCD_KEY_FILE=/k.pem", "ETCD_CERT_FILE=/ignored.pem", "ETCD_PEER_CERT_ALLOWED_CN=etcd-peer", "ETCD_CLIENT_CERT_AUTH=true",
+		[]string{"ETCD_KEY_FILE=/k.pem", "ETCD_PEER_CERT_ALLOWED_CN=etcd-peer", "ETCD_CLIENT_CERT_AUTH=true",
 			"ETCD_TRUSTED_CA_FILE=/ca.pem", "ETCD_CLIENT_CRL_FILE=/crl", "ETCD_AUTO_TLS=true", "ETCD_PEER_AUTO_TLS=true",
 			"ETCD_PEER_CERT_FILE=/pc", "ETCD_PEER_KEY_FILE=/pk", "ETCD_PEER_TRUSTED_CA_FILE=/pca", "ETCD_PEER_CRL_FILE=/pcrl",
 			"ETCD_PEER_CERT_ALLOWED_HOSTNAME=h"})
@@ -374,6 +374,10 @@ func TestTLSFlagsAndEnvironment(t *testing.T) {
 	}
 	if strings.Join(c.CipherSuites, ",") != "A,B" || c.ListenClientURLs[0].Scheme != "https" {
 		t.Fatalf("cipher suites %q, urls %v", c.CipherSuites, c.ListenClientURLs)
+	}
+	if _, err := parseConfig([]string{"--cert-file", "/c.pem"}, []string{"ETCD_CERT_FILE=/other.pem"}); err == nil ||
+		!strings.Contains(err.Error(), "ETCD_CERT_FILE") || !strings.Contains(err.Error(), "--cert-file") {
+		t.Fatalf("--cert-file and ETCD_CERT_FILE both given: %v", err)
 	}
 	if _, err := parseConfig([]string{"--listen-client-urls", "unixs://x:1"}, nil); err == nil {
 		t.Fatal("unixs URL accepted")
