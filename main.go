@@ -49,6 +49,8 @@ type config struct {
 	EnablePprof              bool
 	StrictReconfigCheck      bool
 	LogLevel                 string
+	CORS                     []string // --cors: allowed origins; empty or "*" is every origin
+	HostWhitelist            []string // --host-whitelist: Host names plain-http clients may use; empty or "*" is any
 
 	clock          func() time.Time // tests only: the clock writes are stamped with
 	catchUpEntries uint64           // tests only: entries kept after a snapshot (0: 5000)
@@ -163,6 +165,8 @@ func parseConfig(args []string, env []string) (*config, error) {
 	fs.StringVar(&logger, "logger", "zap", "accepted for compatibility")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&debug, "debug", false, "enable debug-level logging")
+	fs.Var(corsFlag{&c.CORS}, "cors", "comma-separated list of origins allowed for CORS, or * (the default)")
+	fs.Var(hostsFlag{&c.HostWhitelist}, "host-whitelist", "comma-separated Host names allowed in plain-http client requests (empty: any)")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
