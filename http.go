@@ -50,7 +50,7 @@ func (s *server) clientHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	keys := http.HandlerFunc(s.handleKeys)
-	return hostGuard(newHostPolicy(s.cfg.HostWhitelist), cors(newCORSPolicy(s.cfg.CORS), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return hostGuard(newHostPolicy(s.cfg.HostWhitelist), s.limitRequests(cors(newCORSPolicy(s.cfg.CORS), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// the keys API is nearly all the traffic: skip the mux for it
 		if p := r.URL.Path; len(p) >= len(keysURLPrefix) && p[:len(keysURLPrefix)] == keysURLPrefix &&
 			(len(p) == len(keysURLPrefix) || p[len(keysURLPrefix)] == '/') {
@@ -58,7 +58,7 @@ func (s *server) clientHandler() http.Handler {
 			return
 		}
 		mux.ServeHTTP(w, r)
-	})))
+	}))))
 }
 
 // Header values every answer shares. They are never modified: net/http
