@@ -45,21 +45,9 @@ func parseCORS(v string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	for _, s := range strings.Split(v, ",") {
-		s = strings.TrimSpace(s)
-		u, err := url.Parse(s)
+		u, err := parseEtcdURL(s)
 		if err != nil {
 			return nil, err
-		}
-		switch u.Scheme {
-		case "http", "https", "unix", "unixs":
-		default:
-			return nil, fmt.Errorf("URL scheme must be http, https, unix, or unixs: %s", s)
-		}
-		if _, _, err := net.SplitHostPort(u.Host); err != nil {
-			return nil, fmt.Errorf(`URL address does not have the form "host:port": %s`, s)
-		}
-		if u.Path != "" {
-			return nil, fmt.Errorf("URL must not contain a path: %s", s)
 		}
 		if o := u.String(); !seen[o] {
 			seen[o] = true
@@ -67,6 +55,29 @@ func parseCORS(v string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// parseEtcdURL parses one URL of a list etcd takes (--cors, the members
+// API's peer URLs), with etcd's checks in etcd's order and words: spaces
+// around it trimmed, a scheme etcd knows, a host:port, no path.
+func parseEtcdURL(s string) (*url.URL, error) {
+	s = strings.TrimSpace(s)
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	switch u.Scheme {
+	case "http", "https", "unix", "unixs":
+	default:
+		return nil, fmt.Errorf("URL scheme must be http, https, unix, or unixs: %s", s)
+	}
+	if _, _, err := net.SplitHostPort(u.Host); err != nil {
+		return nil, fmt.Errorf(`URL address does not have the form "host:port": %s`, s)
+	}
+	if u.Path != "" {
+		return nil, fmt.Errorf("URL must not contain a path: %s", s)
+	}
+	return u, nil
 }
 
 // hostsFlag is the value of --host-whitelist: comma-separated host names,

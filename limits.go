@@ -48,8 +48,11 @@ const (
 
 // limitServer sets the limits of an http.Server that serves clients or
 // peers.
-func limitServer(srv *http.Server) {
+func (s *server) limitServer(srv *http.Server) {
 	srv.ReadHeaderTimeout = readHeaderTimeout
+	if s.cfg.headerTimeout > 0 {
+		srv.ReadHeaderTimeout = s.cfg.headerTimeout
+	}
 	srv.IdleTimeout = idleTimeout
 	srv.MaxHeaderBytes = maxHeaderBytes
 }
@@ -72,6 +75,10 @@ func proposalsWithin(props []proposal, max int) int {
 // makes large bodies wait for a share of the member's budget for them.
 func (s *server) limitRequests(next http.Handler) http.Handler {
 	budget := newByteBudget(largeBodyBudget)
+	bodyTimeout := bodyReadTimeout
+	if s.cfg.bodyTimeout > 0 {
+		bodyTimeout = s.cfg.bodyTimeout
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.Method)+len(r.RequestURI)+len(r.Proto)+2 > maxRequestLine {
 			slog.Warn("refused a client request with a request line longer than etcd serves",
@@ -84,7 +91,7 @@ func (s *server) limitRequests(next http.Handler) http.Handler {
 			return
 		}
 		rc := http.NewResponseController(w)
-		if err := rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)); err == nil {
+		if err := rc.SetReadDeadline(time.Now().Add(bodyTimeout)); err == nil {
 			r.Body = &deadlineBody{body: r.Body, rc: rc}
 		} else if !errors.Is(err, http.ErrNotSupported) {
 			slog.Warn("set a deadline for a request body", "remote", r.RemoteAddr, "err", err)

@@ -589,7 +589,7 @@ func (s *server) serve(addr string, h http.Handler, now bool) error {
 	// No whole-request read timeout (a watch may last for hours): with one,
 	// net/http arms a timer for every request (about 4% of a read's CPU).
 	srv := &http.Server{Addr: ln.Addr().String(), Handler: h}
-	limitServer(srv) // limits.go: header size and time, idle connections
+	s.limitServer(srv) // limits.go: header size and time, idle connections
 	s.listeners = append(s.listeners, ln)
 	s.httpServers = append(s.httpServers, srv)
 	if now {
