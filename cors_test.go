@@ -33,7 +33,7 @@ type rawCase struct {
 	method string   // request method
 	target string   // request target, as on the request line
 	header []string // "Name: value" lines; a Host line replaces the default 127.0.0.1
-	body   []byte   // sent with its length unless a Content-Length header is given
+	body   []byte   // sent with its length unless a Content-Length or Transfer-Encoding header is given
 }
 
 // request is the case's bytes on the wire.
@@ -44,7 +44,7 @@ func (c rawCase) request() []byte {
 	for _, h := range c.header {
 		name, _, _ := strings.Cut(h, ":")
 		hasHost = hasHost || strings.EqualFold(name, "Host")
-		hasLen = hasLen || strings.EqualFold(name, "Content-Length")
+		hasLen = hasLen || strings.EqualFold(name, "Content-Length") || strings.EqualFold(name, "Transfer-Encoding")
 	}
 	if !hasHost {
 		b.WriteString("Host: 127.0.0.1\r\n")
