@@ -138,7 +138,9 @@ type deadlineBody struct {
 // Read implements io.Reader.
 func (d *deadlineBody) Read(p []byte) (int, error) {
 	n, err := d.body.Read(p)
-	if err != nil && !d.done {
+	// only at the end: after a timeout the deadline stays, so that
+	// net/http's draining of the rest cannot wait forever either
+	if err == io.EOF && !d.done {
 		d.done = true
 		if derr := d.rc.SetReadDeadline(time.Time{}); derr != nil {
 			slog.Debug("lift a request body's deadline", "err", derr)
