@@ -39,7 +39,7 @@ const (
 	largeBody = 1 << 20
 	// largeBodyBudget is how many bytes of large bodies the member takes
 	// in at once; more wait for their turn (at most a request timeout).
-	largeBodyBudget = 64 << 20
+	largeBodyBudget = 32 << 20
 	// maxBatchBytes is how many bytes of proposals the raft loop takes in
 	// one pass (one larger proposal alone), so that a burst of large values
 	// cannot make one Ready, and what waits behind it, arbitrarily slow.
