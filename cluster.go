@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -23,31 +22,49 @@ var (
 	errUnhealthyCluster = errors.New("etcdserver: unhealthy cluster")
 )
 
-// memberChangeRequest is the body of POST and PUT /v2/members.
-type memberChangeRequest struct {
+// memberChangeRequest is the body of POST and PUT /v2/members. It is
+// anonymous, as etcd's is, so that decoding errors name the same type.
+type memberChangeRequest = struct {
 	PeerURLs []string `json:"peerURLs"`
 }
 
-// readMemberChange decodes and checks a members API body.
+// maxMemberBody bounds a members API body (limits.go).
+const maxMemberBody = 1 << 20
+
+// readMemberChange decodes and checks a members API body as etcd does: the
+// whole body is one JSON object, and each peer URL passes etcd's URL
+// checks. The URLs come back in their canonical spelling.
 func readMemberChange(r *http.Request) ([]string, int, error) {
 	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || ct != "application/json" {
 		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("Bad Content-Type %s, accept application/json", r.Header.Get("Content-Type"))
 	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxMemberBody+1))
+	if err != nil {
+		return nil, http.StatusBadRequest, err
+	}
+	if len(body) > maxMemberBody {
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body larger than %d bytes", maxMemberBody)
+	}
 	var req memberChangeRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, http.StatusBadRequest, err
 	}
 	if len(req.PeerURLs) == 0 {
-		return nil, http.StatusBadRequest, errors.New("peerURLs must not be empty")
+		return nil, http.StatusBadRequest, errors.New("no valid URLs given")
 	}
+	urls := make([]string, 0, len(req.PeerURLs))
 	for _, s := range req.PeerURLs {
-		u, err := url.Parse(s)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, http.StatusBadRequest, fmt.Errorf("URL scheme must be http, https, unix, or unixs: %s", s)
+		u, err := parseEtcdURL(s)
+		if err != nil {
+			return nil, http.StatusBadRequest, err
 		}
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return nil, http.StatusBadRequest, fmt.Errorf("URL %s: unix sockets are not supported", s)
+		}
+		urls = append(urls, u.String())
 	}
-	return req.PeerURLs, 0, nil
+	return urls, 0, nil
 }
 
 // handleMemberChange serves POST, PUT and DELETE on /v2/members.

@@ -143,8 +143,8 @@ var etcdFlags = []flagDef{
 	{Name: "peer-auto-tls", Group: groupSecurity, Def: "false", YAML: "peer-transport-security.auto-tls", Help: "Peer TLS with generated certificates.", To: func(c *config) any { return &c.PeerTLS.AutoTLS }},
 	{Name: "peer-crl-file", Group: groupSecurity, YAML: "-", Help: "Peer certificate revocation list file.", To: func(c *config) any { return &c.PeerTLS.CRLFile }},
 	{Name: "cipher-suites", Group: groupSecurity, Help: "TLS cipher suites, comma-separated (empty: Go's).", To: func(c *config) any { return &c.CipherSuites }},
-	{Name: "cors", Group: groupSecurity, Def: "*", Help: "Origins allowed by CORS, comma-separated (empty or *: all).", NotYet: "CORS", To: func(c *config) any { return &c.CORS }},
-	{Name: "host-whitelist", Group: groupSecurity, Def: "*", Help: "Host headers accepted when not serving TLS, comma-separated (empty or *: all).", NotYet: "the host whitelist", To: func(c *config) any { return &c.HostWhitelist }},
+	{Name: "cors", Group: groupSecurity, Def: "*", Help: "Origins allowed by CORS, comma-separated (empty or *: all).", To: func(c *config) any { return corsFlag{&c.CORS} }},
+	{Name: "host-whitelist", Group: groupSecurity, Def: "*", Help: "Host headers accepted when not serving TLS, comma-separated (empty or *: all).", To: func(c *config) any { return hostsFlag{&c.HostWhitelist} }},
 
 	// Auth
 	{Name: "auth-token", Group: groupAuth, Def: "simple", Use: useV3Only, Help: "Type of v3 auth tokens and their options."},
@@ -308,6 +308,8 @@ func (d *flagDef) set(c *config, v string) error {
 			return err
 		}
 		*p = ic
+	case flag.Value: // a field with a parser of its own (--cors, --host-whitelist)
+		return p.Set(v)
 	default:
 		return fmt.Errorf("flag --%s sets a field of type %T, which the parser does not know", d.Name, p)
 	}
@@ -620,6 +622,8 @@ func deref(p any) any {
 		return *p
 	case *[]*url.URL:
 		return urlStrings(*p)
+	case flag.Value:
+		return p.String()
 	}
 	return p
 }

@@ -443,7 +443,6 @@ func TestStartupChecks(t *testing.T) {
 		{name: "bad log level", args: []string{"--log-level", "bogus"}, code: 2, errHas: "must be one of debug"},
 		{name: "bad logger", args: []string{"--logger", "bogus"}, code: 2, errHas: "must be one of zap, capnslog"},
 		{name: "TLS flag at its default", args: []string{"--client-cert-auth=false"}},
-		{name: "CORS not yet", args: []string{"--cors", "http://a.example"}, code: 1, errHas: "CORS is not supported yet"},
 		{name: "CORS at its default", args: []string{"--cors", "*"}},
 		{name: "proxy not yet", args: []string{"--proxy", "on"}, code: 1, errHas: "the v2 proxy is not supported yet"},
 		{name: "force-new-cluster not yet", args: []string{"--force-new-cluster"}, code: 1, errHas: "not supported yet"},

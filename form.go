@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -87,6 +89,10 @@ func (p *keyParams) get(i int) string { return p.val[i] }
 // before it gives up with "http: POST too large".
 const maxFormBody = 10 << 20
 
+// maxFormPrealloc bounds the room made for a form body before it arrives;
+// a larger one grows as it comes.
+const maxFormPrealloc = 64 << 10
+
 // maxFastParams bounds the parameters the hand parser takes on; a form
 // with more goes to ParseForm, which applies its own limit.
 const maxFastParams = 1000
@@ -104,11 +110,15 @@ var formBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return 
 // without building r.Form; anything else is handed to ParseForm, with the
 // body replayed if it was read.
 func readKeyParams(r *http.Request, p *keyParams) error {
+	tooLarge := false
 	if formFastPath && r.Form == nil && r.PostForm == nil && r.URL != nil {
 		if readKeyParamsFast(r, p) {
 			return nil
 		}
 		*p = keyParams{}
+		// the hand parser marks a body too large to take by giving the
+		// request an empty PostForm: ParseForm then reads only the query
+		tooLarge = r.PostForm != nil
 	}
 	err := r.ParseForm()
 	for i, name := range keyParamNames {
@@ -116,8 +126,14 @@ func readKeyParams(r *http.Request, p *keyParams) error {
 			p.set[i], p.val[i] = true, vs[0]
 		}
 	}
+	if tooLarge {
+		return errPostTooLarge
+	}
 	return err
 }
+
+// errPostTooLarge is ParseForm's error for a form body over maxFormBody.
+var errPostTooLarge = errors.New("http: POST too large")
 
 // readKeyParamsFast parses r's form by hand; false means it could not
 // (p is then partly filled and r.Body, if read, is ready to be read again).
@@ -139,6 +155,11 @@ func readKeyParamsFast(r *http.Request, p *keyParams) bool {
 		}()
 		b, err := readFormBody(r.Body, (*bp)[:0], r.ContentLength)
 		*bp = b
+		if err == nil && len(b) > maxFormBody {
+			// refused whatever follows: ParseForm need not read it all again
+			r.PostForm = url.Values{}
+			return false
+		}
 		if err != nil || len(b) > maxFormBody || !scanForm(b, p) || !scanForm(r.URL.RawQuery, p) {
 			r.Body = &replayBody{Reader: io.MultiReader(bytes.NewReader(bytes.Clone(b)), errOrRest(err, r.Body))}
 			return false
@@ -151,7 +172,9 @@ func readKeyParamsFast(r *http.Request, p *keyParams) bool {
 // readFormBody reads body to its end into b, or until it has more than
 // maxFormBody bytes or fails.
 func readFormBody(body io.Reader, b []byte, contentLength int64) ([]byte, error) {
-	if contentLength > 0 && contentLength < maxFormBody && int(contentLength) >= cap(b) {
+	// room for what the header announces, up to maxFormPrealloc: a client
+	// can announce any length and send nothing
+	if contentLength > 0 && contentLength < maxFormPrealloc && int(contentLength) >= cap(b) {
 		b = make([]byte, 0, contentLength+1)
 	}
 	for {

@@ -51,7 +51,7 @@ func (s *server) clientHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	keys := http.HandlerFunc(s.handleKeys)
-	return cors(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return hostGuard(newHostPolicy(s.cfg.HostWhitelist), s.limitRequests(cors(newCORSPolicy(s.cfg.CORS), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// the keys API is nearly all the traffic: skip the mux for it
 		if p := r.URL.Path; len(p) >= len(keysURLPrefix) && p[:len(keysURLPrefix)] == keysURLPrefix &&
 			(len(p) == len(keysURLPrefix) || p[len(keysURLPrefix)] == '/') {
@@ -59,7 +59,7 @@ func (s *server) clientHandler() http.Handler {
 			return
 		}
 		mux.ServeHTTP(w, r)
-	}))
+	}))))
 }
 
 // Header values every answer shares. They are never modified: net/http
@@ -71,13 +71,11 @@ var (
 	jsonContentType  = []string{"application/json"}
 )
 
-// cors adds the cross-origin headers etcd sends and answers preflights.
-func cors(next http.Handler) http.Handler {
+// cors adds the cross-origin headers etcd sends (to the origins policy
+// allows, cors.go) and answers preflights.
+func cors(policy *corsPolicy, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h["Access-Control-Allow-Headers"] = corsAllowHeaders
-		h["Access-Control-Allow-Methods"] = corsAllowMethods
-		h["Access-Control-Allow-Origin"] = corsAllowOrigin
+		policy.setHeaders(w.Header(), r)
 		if r.Method == http.MethodOptions {
 			return
 		}

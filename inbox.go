@@ -114,7 +114,8 @@ type inboxBatch struct {
 // take moves everything queued into b, reusing b's slices, which the
 // caller must be done with. Proposals stay queued while holdProposals is
 // set (no leader is known: raft would drop them), so that they wait for an
-// election as long as their requests allow.
+// election as long as their requests allow. At most maxBatchBytes of
+// proposals are taken at once (one larger proposal alone).
 func (in *raftInbox) take(b *inboxBatch, holdProposals bool) {
 	in.mu.Lock()
 	b.msgs, in.msgs = in.msgs, b.msgs[:0]
@@ -131,8 +132,16 @@ func (in *raftInbox) take(b *inboxBatch, holdProposals bool) {
 		}
 		clear(in.props[len(kept):])
 		in.props = kept
-	} else {
+	} else if n := proposalsWithin(in.props, maxBatchBytes); n == len(in.props) {
 		b.props, in.props = in.props, b.props[:0]
+	} else {
+		// A batch of large values waits for the next pass (limits.go):
+		// the loop is woken again at once for it.
+		b.props = append(b.props[:0], in.props[:n]...)
+		rest := copy(in.props, in.props[n:])
+		clear(in.props[rest:])
+		in.props = in.props[:rest]
+		in.notify()
 	}
 	in.space.Broadcast()
 	in.mu.Unlock()

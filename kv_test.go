@@ -626,7 +626,9 @@ func TestMalformedInputs(t *testing.T) {
 		{"delete the keys root", "DELETE", "/v2/keys/?recursive=true", "", "", 400, 107, "/"},
 		{"delete the keys root without slash", "DELETE", "/v2/keys?recursive=true", "", "", 400, 107, "/"},
 		{"under a file", "PUT", "/v2/keys/sentinel/a/b", "value=x", form, 400, 104, "/sentinel/a"},
-		{"huge key under a file", "PUT", "/v2/keys/sentinel/a/" + bigKey, "value=x", form, 400, 104, "/sentinel/a"},
+		// etcd 3.4 drops the connection on a request line over 4094 bytes;
+		// etcdlite answers 414 (limits.go)
+		{"huge key under a file", "PUT", "/v2/keys/sentinel/a/" + bigKey, "value=x", form, 414, 0, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

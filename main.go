@@ -84,6 +84,8 @@ type config struct {
 	catchUpEntries uint64           // tests only: entries kept after a snapshot (0: 5000)
 	trimEvery      uint64           // tests only: applied entries between trims of raft's in-memory log (0: 10000)
 	encodeHook     func(id uint64)  // tests only: runs (with the member's id) before the store is encoded for a snapshot
+	headerTimeout  time.Duration    // tests only: how long a request's header may take (0: readHeaderTimeout)
+	bodyTimeout    time.Duration    // tests only: how long a write's body may take (0: bodyReadTimeout)
 }
 
 // parseURLs parses a comma-separated list of http(s)://host:port URLs.

@@ -405,6 +405,11 @@ func (s *server) handleReady(rd raft.Ready) error {
 	} else if err := s.apply(rd.CommittedEntries); err != nil {
 		return err
 	}
+	// A read index promises nothing about this member's disk: its reads
+	// need not wait for this Ready's fsync (they wait to have applied it).
+	for _, rs := range rd.ReadStates {
+		s.readIndexReady(rs)
+	}
 	if err := s.persist(rd.HardState, rd.Entries); err != nil {
 		return err
 	}
@@ -418,9 +423,6 @@ func (s *server) handleReady(rd raft.Ready) error {
 	}
 	// Other messages go out only once what they promise is on disk.
 	s.send(msgs)
-	for _, rs := range rd.ReadStates {
-		s.readIndexReady(rs)
-	}
 	if err := s.trimRaftLog(); err != nil {
 		return err
 	}
