@@ -44,13 +44,45 @@ func (s *server) writeKeyNoAuth(w http.ResponseWriter) {
 // authorizeKey reports whether r may do what it asks to key (the request
 // path after /v2/keys).
 func (s *server) authorizeKey(r *http.Request, key string, recursive bool) bool {
-	return s.auth.state().allowKey(r, key, recursive)
+	st := s.auth.state()
+	if st.allowKey(r, key, recursive) {
+		return true
+	}
+	_, ok := s.authRecheck(r, st, func(st *authState) bool { return st.allowKey(r, key, recursive) })
+	return ok
 }
 
 // authorizeWriteRoot reports whether r may change what only root may
 // change (reads are open to all).
 func (s *server) authorizeWriteRoot(r *http.Request) bool {
-	return s.auth.state().allowWriteRoot(r)
+	_, ok := s.authorized(r, (*authState).allowWriteRoot)
+	return ok
+}
+
+// authorized decides r with check against the auth state, and returns
+// the state it decided on.
+func (s *server) authorized(r *http.Request, check func(*authState, *http.Request) bool) (*authState, bool) {
+	st := s.auth.state()
+	if check(st, r) {
+		return st, true
+	}
+	return s.authRecheck(r, st, func(st *authState) bool { return check(st, r) })
+}
+
+// authRecheck is asked when st refused r: a change made through another
+// member (a user just created, a role just granted) may be committed but
+// not applied here yet, so the member first catches up with what the
+// cluster has committed (a ReadIndex, as for a quorum read) and decides
+// again on the newer state, if there is one. A refusal costs that round
+// trip; an allowed request none.
+func (s *server) authRecheck(r *http.Request, st *authState, check func(*authState) bool) (*authState, bool) {
+	if err := s.linearizableRead(r.Context()); err != nil {
+		return st, false
+	}
+	if now := s.auth.state(); now != st {
+		return now, check(now)
+	}
+	return st, false
 }
 
 // writeAuthJSON answers with v as JSON, as etcd's encoder writes it.
@@ -86,8 +118,8 @@ func (s *server) handleAuthEnable(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, "GET", "PUT", "DELETE") {
 		return
 	}
-	st := s.auth.state()
-	if !st.allowWriteRoot(r) {
+	st, ok := s.authorized(r, (*authState).allowWriteRoot)
+	if !ok {
 		writeNoAuth(w)
 		return
 	}
@@ -154,8 +186,8 @@ func (s *server) handleAuthUsers(w http.ResponseWriter, r *http.Request) {
 		if !allowMethod(w, r, "GET") {
 			return
 		}
-		st := s.auth.state()
-		if !st.allowRoot(r) {
+		st, ok := s.authorized(r, (*authState).allowRoot)
+		if !ok {
 			writeNoAuth(w)
 			return
 		}
@@ -179,8 +211,8 @@ func (s *server) handleAuthUsers(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, "GET", "PUT", "DELETE") {
 		return
 	}
-	st := s.auth.state()
-	if !st.allowRoot(r) {
+	st, ok := s.authorized(r, (*authState).allowRoot)
+	if !ok {
 		writeNoAuth(w)
 		return
 	}
@@ -255,8 +287,8 @@ func (s *server) handleAuthRoles(w http.ResponseWriter, r *http.Request) {
 		if !allowMethod(w, r, "GET") {
 			return
 		}
-		st := s.auth.state()
-		if !st.allowRoot(r) {
+		st, ok := s.authorized(r, (*authState).allowRoot)
+		if !ok {
 			writeNoAuth(w)
 			return
 		}
@@ -275,8 +307,8 @@ func (s *server) handleAuthRoles(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, "GET", "PUT", "DELETE") {
 		return
 	}
-	st := s.auth.state()
-	if !st.allowRoot(r) {
+	st, ok := s.authorized(r, (*authState).allowRoot)
+	if !ok {
 		writeNoAuth(w)
 		return
 	}
