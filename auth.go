@@ -156,14 +156,20 @@ func (st *authState) user(name string) (authUser, *authError) {
 
 // role is the named role; root is built in.
 func (st *authState) role(name string) (authRole, *authError) {
-	if name == rootRoleName {
-		return rootRole, nil
-	}
-	r, ok := st.roles[name]
+	r, ok := st.lookupRole(name)
 	if !ok {
 		return authRole{}, authErrorf(http.StatusNotFound, "Role %s does not exist.", name)
 	}
 	return *r, nil
+}
+
+// lookupRole is role for the permission checks: no copy, no error.
+func (st *authState) lookupRole(name string) (*authRole, bool) {
+	if name == rootRoleName {
+		return &rootRole, true
+	}
+	r, ok := st.roles[name]
+	return r, ok
 }
 
 // userNames are the users' names, sorted.
@@ -454,12 +460,12 @@ func (st *authState) allowKey(r *http.Request, key string, recursive bool) bool 
 	if guest {
 		// as etcd: the guest role is matched as for a single key even
 		// for a recursive request
-		g, err := st.role(guestRoleName)
-		return err == nil && g.hasKeyAccess(key, write, false)
+		g, ok := st.lookupRole(guestRoleName)
+		return ok && g.hasKeyAccess(key, write, false)
 	}
 	for _, name := range u.Roles {
-		role, err := st.role(name)
-		if err != nil {
+		role, ok := st.lookupRole(name)
+		if !ok {
 			continue
 		}
 		if role.hasKeyAccess(key, write, recursive) {
