@@ -172,22 +172,26 @@ func (st *authState) lookupRole(name string) (*authRole, bool) {
 	return r, ok
 }
 
-// userNames are the users' names, sorted.
+// userNames are the users' names, sorted, as etcd lists them: without
+// those that begin with "_" (hidden nodes in etcd's store).
 func (st *authState) userNames() []string {
 	names := make([]string, 0, len(st.users))
 	for n := range st.users {
-		names = append(names, n)
+		if !strings.HasPrefix(n, "_") {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	return names
 }
 
-// roleNames are the roles' names, root included, sorted.
+// roleNames are the roles' names, root included, sorted, without those
+// that begin with "_" (as userNames).
 func (st *authState) roleNames() []string {
 	names := make([]string, 0, len(st.roles)+1)
 	names = append(names, rootRoleName)
 	for n := range st.roles {
-		if n != rootRoleName {
+		if n != rootRoleName && !strings.HasPrefix(n, "_") {
 			names = append(names, n)
 		}
 	}

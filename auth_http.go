@@ -6,16 +6,22 @@ package main
 // from the member's current auth state.
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"path"
 	"strings"
+	"time"
 
 	"etcdlite/kv"
 )
 
 const authURLPrefix = "/v2/auth"
+
+// authRecheckWait bounds how long a refused request waits for the member
+// to catch up before the refusal is final.
+const authRecheckWait = time.Second
 
 // authBodyLimit is the largest auth API body read; a larger one is not
 // valid JSON as far as the API is concerned.
@@ -76,7 +82,10 @@ func (s *server) authorized(r *http.Request, check func(*authState, *http.Reques
 // again on the newer state, if there is one. A refusal costs that round
 // trip; an allowed request none.
 func (s *server) authRecheck(r *http.Request, st *authState, check func(*authState) bool) (*authState, bool) {
-	if err := s.linearizableRead(r.Context()); err != nil {
+	// without a leader the refusal stands after a short wait
+	ctx, cancel := context.WithTimeout(r.Context(), authRecheckWait)
+	defer cancel()
+	if err := s.linearizableRead(ctx); err != nil {
 		return st, false
 	}
 	if now := s.auth.state(); now != st {

@@ -107,6 +107,13 @@ sc["users"]=("The users API: creation, updates, grants and revokes, deletion and
  S("POST","/v2/auth/users",auth=R),
  S("POST","/v2/auth/users/u1",auth=R),
  S("GET","/v2/auth",auth=R),
+ S("PUT","/v2/auth/users/a%20b",auth=R,body='{"user":"a b","password":"p"} trailing',comment="an escaped name; what follows the JSON is ignored"),
+ S("PUT","/v2/auth/users/c",auth=R,body='{"user":"x","user":"c","password":"p"}',comment="a repeated field: the last wins"),
+ S("PUT","/v2/auth/users/_hidden",auth=R,body={"user":"_hidden","password":"p"}),
+ S("GET","/v2/auth/users/_hidden",auth=R),
+ S("GET","/v2/auth/users",auth=R,comment="etcd does not list names beginning with _"),
+ S("PUT","/v2/auth/users/x%2Fy",auth=R,body={"user":"x/y","password":"p"}),
+ S("PUT","/v2/auth/users/root",auth=R,body={"user":"root","password":"betterRootPW!","roles":["a"]},comment="root exists"),
  S("GET","/v2/auth/users/u1",comment="no credentials"),
  S("GET","/v2/auth/users/u1",auth="nobody:x",comment="unknown user"),
 ])
@@ -154,6 +161,9 @@ sc["roles"]=("The roles API: creation, grants and revokes, the root and guest ro
  S("HEAD","/v2/auth/roles",auth=R),
  S("PUT","/v2/auth/roles",auth=R),
  S("GET","/v2/auth/roles/a/b",auth=R),
+ S("PUT","/v2/auth/roles/_h",auth=R,body={"role":"_h"}),
+ S("GET","/v2/auth/roles/_h",auth=R),
+ S("GET","/v2/auth/roles",auth=R,comment="etcd does not list names beginning with _"),
 ])
 T="u1:p1"
 sc["keys"]=("Permissions on every keys operation: exact and prefix patterns, recursive gets and deletes, watches, in-order POSTs, guest.",[base,
