@@ -199,6 +199,7 @@ func (st *authState) roleNames() []string {
 	return names
 }
 
+// containsString reports whether ss holds s.
 func containsString(ss []string, s string) bool {
 	for _, x := range ss {
 		if x == s {
@@ -259,6 +260,7 @@ func (r *authRole) hasKeyAccess(key string, write, recursive bool) bool {
 // permSet is a permission list's patterns as a set.
 type permSet map[string]bool
 
+// newPermSet is the set of list's patterns.
 func newPermSet(list []string) permSet {
 	s := permSet{}
 	for _, p := range list {
@@ -267,6 +269,7 @@ func newPermSet(list []string) permSet {
 	return s
 }
 
+// sorted is the set's patterns in order.
 func (s permSet) sorted() []string {
 	out := make([]string, 0, len(s))
 	for p := range s {
@@ -388,8 +391,10 @@ type credCache struct {
 	m  map[[32]byte]string
 }
 
+// newCredCache is an empty cache.
 func newCredCache() *credCache { return &credCache{m: map[[32]byte]string{}} }
 
+// get is the user the header with hash k verified as.
 func (c *credCache) get(k [32]byte) (string, bool) {
 	c.mu.RLock()
 	u, ok := c.m[k]
@@ -397,6 +402,7 @@ func (c *credCache) get(k [32]byte) (string, bool) {
 	return u, ok
 }
 
+// put records that the header with hash k verified as user.
 func (c *credCache) put(k [32]byte, user string) {
 	c.mu.Lock()
 	if len(c.m) >= authCacheMax {
@@ -799,6 +805,7 @@ func authEnsureDirs(store *kv.Store, now int64) *kv.Error {
 	return authStoreSetRaw(store, authEnabledKey, "false", now)
 }
 
+// authStoreSet writes v as JSON at key in the store.
 func authStoreSet(store *kv.Store, key string, v any, now int64) *kv.Error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -807,11 +814,13 @@ func authStoreSet(store *kv.Store, key string, v any, now int64) *kv.Error {
 	return authStoreSetRaw(store, key, string(b), now)
 }
 
+// authStoreSetRaw writes value at key in the store.
 func authStoreSetRaw(store *kv.Store, key, value string, now int64) *kv.Error {
 	_, kerr := store.Set(key, false, value, kv.TTLOptions{}, now)
 	return kerr
 }
 
+// authStoreDelete removes the file at key from the store.
 func authStoreDelete(store *kv.Store, key string, now int64) *kv.Error {
 	_, kerr := store.Delete(key, false, false, now)
 	return kerr

@@ -17,6 +17,7 @@ import (
 	"etcdlite/kv"
 )
 
+// authURLPrefix is where the auth API is served.
 const authURLPrefix = "/v2/auth"
 
 // authRecheckWait bounds how long a refused request waits for the member
