@@ -458,3 +458,34 @@ func authSetupB(b *testing.B, base string) {
 		}
 	}
 }
+
+// TestAuthFollowerCatchesUpFromSnapshot stops a follower while auth is
+// set up and the log is trimmed behind it: the snapshot it is sent must
+// carry users, roles and the enabled flag.
+func TestAuthFollowerCatchesUpFromSnapshot(t *testing.T) {
+	c := startTestCluster(t, 3, func(cfg *config) {
+		cfg.catchUpEntries, cfg.trimEvery = 5, 20
+	})
+	lead := c.leader()
+	follower := (lead + 1) % 3
+	c.stop(follower)
+	authSetup(t, c.members[lead].url)
+	for i := 0; i < 60; i++ {
+		authMust(t, 201, "PUT", fmt.Sprintf("%s/v2/keys/app/k%03d", c.members[lead].url, i), "alice:apw", "value=1")
+	}
+	c.start(follower)
+	c.waitReady()
+	c.waitConverged()
+	if c.srv(follower).snapshotIndex == 0 {
+		t.Fatal("the follower caught up without a snapshot, though the leader's log was trimmed")
+	}
+	u := c.members[follower].url
+	want := authMust(t, 200, "GET", c.members[lead].url+"/v2/auth/users", authRootCred, "")
+	if got := authMust(t, 200, "GET", u+"/v2/auth/users", authRootCred, ""); got != want {
+		t.Fatalf("follower's users %s, want %s", got, want)
+	}
+	authMust(t, 200, "GET", u+"/v2/keys/app/k000", "alice:apw", "")
+	authMust(t, 401, "GET", u+"/v2/keys/app/k000", "", "")
+	authMust(t, 401, "GET", u+"/v2/keys/app/k000", "alice:wrong", "")
+	authMust(t, 401, "GET", u+"/v2/auth/users", "alice:apw", "")
+}
