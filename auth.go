@@ -450,9 +450,6 @@ func (st *authState) requestUser(r *http.Request) (u authUser, guest, ok bool) {
 		return authUser{}, true, true
 	}
 	u, ok = st.basicUser(h)
-	if !ok {
-		slog.Warn("auth: credentials refused", "remote", r.RemoteAddr, "path", r.URL.Path)
-	}
 	return u, false, ok
 }
 
@@ -482,7 +479,6 @@ func (st *authState) allowKey(r *http.Request, key string, recursive bool) bool 
 			return true
 		}
 	}
-	slog.Info("auth: access refused", "user", u.User, "key", key, "write", write, "recursive", recursive)
 	return false
 }
 
@@ -496,11 +492,7 @@ func (st *authState) allowRoot(r *http.Request) bool {
 	if !ok || guest {
 		return false
 	}
-	if containsString(u.Roles, rootRoleName) {
-		return true
-	}
-	slog.Info("auth: root access refused", "user", u.User, "path", r.URL.Path)
-	return false
+	return containsString(u.Roles, rootRoleName)
 }
 
 // allowWriteRoot is allowRoot for anything but GET and HEAD.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"path"
 	"strings"
@@ -59,6 +60,21 @@ func (s *server) authorizeKey(r *http.Request, key string, recursive bool) bool 
 	return ok
 }
 
+// logRefusal records a refused request: who (the user its credentials
+// name, verified or not) and what.
+func logRefusal(r *http.Request) {
+	user := "(guest)"
+	if h := r.Header.Get("Authorization"); h != "" {
+		user = "(malformed credentials)"
+		if u, _, ok := parseBasicAuth(h); ok {
+			user = u
+		}
+	} else if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		user = r.TLS.PeerCertificates[0].Subject.CommonName
+	}
+	slog.Warn("auth: request refused", "remote", r.RemoteAddr, "user", user, "method", r.Method, "path", r.URL.Path)
+}
+
 // authorizeWriteRoot reports whether r may change what only root may
 // change (reads are open to all).
 func (s *server) authorizeWriteRoot(r *http.Request) bool {
@@ -86,12 +102,15 @@ func (s *server) authRecheck(r *http.Request, st *authState, check func(*authSta
 	// without a leader the refusal stands after a short wait
 	ctx, cancel := context.WithTimeout(r.Context(), authRecheckWait)
 	defer cancel()
-	if err := s.linearizableRead(ctx); err != nil {
-		return st, false
+	if err := s.linearizableRead(ctx); err == nil {
+		if now := s.auth.state(); now != st {
+			st = now
+			if check(st) {
+				return st, true
+			}
+		}
 	}
-	if now := s.auth.state(); now != st {
-		return now, check(now)
-	}
+	logRefusal(r)
 	return st, false
 }
 
