@@ -129,7 +129,8 @@ type confRecorded struct {
 // S repeated N times, ${i} the bulk counter.
 //
 // Compare is "" (everything), "shape" (status, headers and only the set of
-// JSON key paths of the body) or "status" (status and headers only).
+// JSON key paths of the body) or "status" (status and headers only). Auth
+// "user:password" sends them as Basic credentials.
 type confStep struct {
 	Comment     string        `json:"comment,omitempty"`
 	Kind        string        `json:"kind,omitempty"`
@@ -146,6 +147,7 @@ type confStep struct {
 	Count       int           `json:"count,omitempty"`
 	Parallel    int           `json:"parallel,omitempty"`
 	Compare     string        `json:"compare,omitempty"`
+	Auth        string        `json:"auth,omitempty"`
 	Response    *confResponse `json:"response,omitempty"`
 }
 
@@ -528,6 +530,10 @@ func (r *confRunner) build(ctx context.Context, st *confStep, expand func(string
 	req.URL.RawQuery = rawQuery
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
+	}
+	if st.Auth != "" {
+		user, password, _ := strings.Cut(st.Auth, ":")
+		req.SetBasicAuth(user, password)
 	}
 	sent := &confSent{Method: method, URI: path, Form: bodyText, literals: map[string]bool{}}
 	if rawQuery != "" {

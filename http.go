@@ -37,6 +37,7 @@ func (s *server) clientHandler() http.Handler {
 	mux.HandleFunc("/v2/members", s.handleMembers)
 	mux.HandleFunc("/v2/members/", s.handleMembers)
 	mux.HandleFunc("/v2/machines", s.handleMachines)
+	s.registerAuth(mux)
 	mux.HandleFunc("/v2/stats/self", s.handleStatsSelf)
 	mux.HandleFunc("/v2/stats/leader", s.handleStatsLeader)
 	mux.HandleFunc("/v2/stats/store", s.handleStatsStore)
@@ -297,6 +298,10 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, kerr)
 		return
 	}
+	if !s.authorizeKey(r, r.URL.Path[len(keysURLPrefix):], kr.req.Recursive) {
+		s.writeKeyNoAuth(w)
+		return
+	}
 	var ev *kv.Event
 	var err error
 	switch r.Method {
@@ -472,6 +477,10 @@ func writeJSON(w http.ResponseWriter, status int, b []byte) {
 // handleMembers serves /v2/members and /v2/members/leader.
 func (s *server) handleMembers(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, "GET", "POST", "DELETE", "PUT") {
+		return
+	}
+	if !s.authorizeWriteRoot(r) {
+		writeNoAuth(w)
 		return
 	}
 	w.Header()["X-Etcd-Cluster-Id"] = []string{idString(s.clusterID)}

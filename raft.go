@@ -40,6 +40,7 @@ type applyResult struct {
 	event *kv.Event
 	err   *kv.Error
 	fail  error // the member could not apply it at all
+	value any   // what an entry that is not a store request produced (an auth change: *authResult)
 }
 
 // waitList maps proposal ids to the handlers waiting for their results.
@@ -475,6 +476,12 @@ func (s *server) apply(ents []raftpb.Entry) error {
 		case raftpb.EntryNormal:
 			if len(e.Data) == 0 {
 				break // a new leader's empty entry
+			}
+			if e.Data[0] == authEntryTag {
+				if err := s.applyAuthEntry(e.Data, 0); err != nil {
+					return fmt.Errorf("entry %d: %w", e.Index, err)
+				}
+				break
 			}
 			if err := req.UnmarshalBinary(e.Data); err != nil {
 				return fmt.Errorf("entry %d: %w", e.Index, err)

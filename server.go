@@ -73,6 +73,7 @@ type server struct {
 	waits           waitList
 	readIndexes     waitList
 	appliedWait     appliedNotifier
+	auth            authStore // users, roles and whether auth is on (auth.go)
 
 	httpServers []*http.Server
 	listeners   []net.Listener
@@ -394,6 +395,7 @@ func (s *server) adoptSnapshot(snap raftpb.Snapshot) {
 	s.appliedIndexPub.Store(s.appliedIndex)
 	s.appliedWait.advance(s.appliedIndex)
 	s.syncPeers()
+	s.loadAuth()
 }
 
 // syncPeers makes the transport know every member the store records.
