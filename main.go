@@ -49,6 +49,7 @@ type config struct {
 	EnablePprof              bool
 	StrictReconfigCheck      bool
 	LogLevel                 string
+	ForceNewCluster          bool // restart a recovered member as the only member of its cluster (forcenew.go)
 
 	clock          func() time.Time // tests only: the clock writes are stamped with
 	catchUpEntries uint64           // tests only: entries kept after a snapshot (0: 5000)
@@ -158,6 +159,7 @@ func parseConfig(args []string, env []string) (*config, error) {
 	fs.UintVar(&c.MaxWALs, "max-wals", 5, "maximum number of WAL files to retain (0 is unlimited)")
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", false, "serve runtime profiling data at /debug/pprof/")
 	fs.BoolVar(&c.StrictReconfigCheck, "strict-reconfig-check", true, "reject reconfiguration requests that would cause quorum loss")
+	fs.BoolVar(&c.ForceNewCluster, "force-new-cluster", false, "force to create a new one member cluster")
 	fs.BoolVar(&enableV2, "enable-v2", true, "accepted for compatibility: the v2 API is always on")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	fs.StringVar(&logger, "logger", "zap", "accepted for compatibility")

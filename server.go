@@ -294,6 +294,11 @@ func (s *server) recover(walDir string) error {
 			return err
 		}
 	}
+	if s.cfg.ForceNewCluster {
+		if err := s.forceNewCluster(snap.Metadata.ConfState, snap.Metadata.Index, st); err != nil {
+			return err
+		}
+	}
 	if err := s.storage.SetHardState(st.HardState); err != nil {
 		return fmt.Errorf("restore hard state: %w", err)
 	}
