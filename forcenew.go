@@ -86,17 +86,10 @@ func (s *server) forceNewCluster(cs raftpb.ConfState, snapIndex uint64, st *WALS
 		return nil
 	}
 	found := false
-	var removed []string
 	for _, id := range ids {
-		if id == s.id {
-			found = true
-			continue
-		}
-		removed = append(removed, idString(id))
-		if err := add(raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode, NodeID: id}); err != nil {
-			return err
-		}
+		found = found || id == s.id
 	}
+	// itself first: raft refuses a configuration without voters
 	if !found {
 		m := member{ID: s.id, PeerURLs: urlsToStrings(s.cfg.InitialAdvertisePeerURLs)}
 		ctx, err := json.Marshal(m)
@@ -104,6 +97,16 @@ func (s *server) forceNewCluster(cs raftpb.ConfState, snapIndex uint64, st *WALS
 			return fmt.Errorf("encode member: %w", err)
 		}
 		if err := add(raftpb.ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: s.id, Context: ctx}); err != nil {
+			return err
+		}
+	}
+	var removed []string
+	for _, id := range ids {
+		if id == s.id {
+			continue
+		}
+		removed = append(removed, idString(id))
+		if err := add(raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode, NodeID: id}); err != nil {
 			return err
 		}
 	}

@@ -42,6 +42,7 @@ func (s *server) clientHandler() http.Handler {
 	mux.HandleFunc("/v2/stats/store", s.handleStatsStore)
 	mux.HandleFunc("/version", s.handleVersion)
 	mux.HandleFunc("/health", s.handleHealth)
+	mux.HandleFunc("/v2/backup", s.handleBackup)
 	if s.cfg.EnablePprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
