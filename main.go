@@ -49,7 +49,9 @@ type config struct {
 	EnablePprof              bool
 	StrictReconfigCheck      bool
 	LogLevel                 string
-	ForceNewCluster          bool // restart a recovered member as the only member of its cluster (forcenew.go)
+	ForceNewCluster          bool
+	ListenMetricsURLs        []*url.URL
+	Metrics                  string
 
 	clock          func() time.Time // tests only: the clock writes are stamped with
 	catchUpEntries uint64           // tests only: entries kept after a snapshot (0: 5000)
@@ -160,6 +162,9 @@ func parseConfig(args []string, env []string) (*config, error) {
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", false, "serve runtime profiling data at /debug/pprof/")
 	fs.BoolVar(&c.StrictReconfigCheck, "strict-reconfig-check", true, "reject reconfiguration requests that would cause quorum loss")
 	fs.BoolVar(&c.ForceNewCluster, "force-new-cluster", false, "force to create a new one member cluster")
+	listenMetrics := &urlsFlag{}
+	fs.Var(listenMetrics, "listen-metrics-urls", "List of URLs to listen on for the metrics and health endpoints")
+	fs.StringVar(&c.Metrics, "metrics", "basic", "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics")
 	fs.BoolVar(&enableV2, "enable-v2", true, "accepted for compatibility: the v2 API is always on")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	fs.StringVar(&logger, "logger", "zap", "accepted for compatibility")
@@ -246,6 +251,10 @@ func parseConfig(args []string, env []string) (*config, error) {
 	}
 	if c.SnapshotCount == 0 {
 		return nil, errors.New("--snapshot-count must be greater than 0")
+	}
+	c.ListenMetricsURLs = listenMetrics.urls
+	if c.Metrics != "basic" && c.Metrics != "extensive" {
+		return nil, fmt.Errorf("invalid value %q for --metrics: must be basic or extensive", c.Metrics)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

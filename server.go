@@ -39,6 +39,7 @@ type server struct {
 	transport *Transport
 	unlock    func() error
 	stats     *serverStats
+	metrics   *serverMetrics
 	now       func() time.Time // the clock writes are stamped with; tests replace it
 
 	// owned by the raft loop
@@ -99,6 +100,7 @@ func startServer(cfg *config) (*server, error) {
 		readBatches: map[uint64]*readBatch{},
 		appliedWait: appliedNotifier{ch: make(chan struct{})},
 		now:         cfg.clock,
+		metrics:     newServerMetrics(),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -161,6 +163,7 @@ func startServer(cfg *config) (*server, error) {
 			slog.Info("bootstrapped a new cluster", "member", idString(s.id), "cluster", idString(s.clusterID))
 		}
 	}
+	s.wal.metrics = &s.metrics.wal
 	s.stats = newServerStats(cfg.Name, s.id)
 	s.clusterIDHeader = []string{idString(s.clusterID)}
 	s.transport.SetRemovedHandler(func() {
@@ -572,6 +575,11 @@ func (s *server) listen() error {
 	for _, u := range s.cfg.ListenClientURLs {
 		if err := s.serve(u.Host, handler, false); err != nil {
 			return fmt.Errorf("listen on client URL %s: %w", u, err)
+		}
+	}
+	for _, u := range s.cfg.ListenMetricsURLs {
+		if err := s.serve(u.Host, s.metricsHandler(), true); err != nil {
+			return fmt.Errorf("listen on metrics URL %s: %w", u, err)
 		}
 	}
 	peer := s.peerHandler()
