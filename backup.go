@@ -140,7 +140,9 @@ func tryConsistentCopy(snapDir, logDir string) (c *consistentCopy, retry bool, e
 	if lastErr == nil {
 		lastErr = errors.New("no snapshot and no log to copy")
 	}
-	return nil, false, fmt.Errorf("no snapshot the log continues from: %w", lastErr)
+	// a snapshot received or taken after the listing may have replaced the
+	// log: look again
+	return nil, true, fmt.Errorf("no snapshot the log continues from: %w", lastErr)
 }
 
 // newBackupIDs returns a random member id and cluster id for a backup.
@@ -377,7 +379,7 @@ func (s *server) handleBackup(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/x-tar")
 	w.Header().Set("Content-Disposition", `attachment; filename="etcdlite-backup.tar"`)
-	if err := writeBackupTar(w, b, time.Now()); err != nil {
+	if err := writeBackupTar(w, b, time.Now().Truncate(time.Second)); err != nil {
 		slog.Warn("backup: sending the tar", "remote", r.RemoteAddr, "err", err)
 		return
 	}
