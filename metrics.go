@@ -266,8 +266,11 @@ func (s *server) metricsText() []byte {
 	gauge("etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.", b2f(lead != 0 && lead == s.id))
 	gauge("etcd_server_is_learner", "Whether or not this member is a learner. 1 if is, 0 otherwise.", 0)
 	counter("etcd_server_leader_changes_seen_total", "The number of leader changes seen.", float64(m.leaderChanges.Load()))
-	gauge("etcd_server_proposals_committed_total", "The total number of consensus proposals committed.", float64(m.committed.Load()))
-	gauge("etcd_server_proposals_applied_total", "The total number of consensus proposals applied.", float64(s.appliedIndexPub.Load()))
+	applied := s.appliedIndexPub.Load()
+	// the commit index is known from the first hard state raft hands over;
+	// until then (a restart), what is applied was committed
+	gauge("etcd_server_proposals_committed_total", "The total number of consensus proposals committed.", float64(max(m.committed.Load(), applied)))
+	gauge("etcd_server_proposals_applied_total", "The total number of consensus proposals applied.", float64(applied))
 	gauge("etcd_server_proposals_pending", "The current number of pending proposals to commit.", float64(m.pending.Load()))
 	counter("etcd_server_proposals_failed_total", "The total number of failed proposals seen.", float64(m.failed.Load()))
 	counter("etcd_server_health_success", "The total number of successful health checks", float64(m.healthSuccess.Load()))
