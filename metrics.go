@@ -325,6 +325,31 @@ func (s *server) peerFamilies(add func(string, func(*expo))) {
 			e.sample("etcd_network_active_peers", b2f(p.connected), "Local", local, "Remote", idString(p.id))
 		}
 	})
+	var failed, disconnected []peerMetric
+	for _, p := range peers {
+		if p.failed > 0 {
+			failed = append(failed, p)
+		}
+		if p.disconnects > 0 {
+			disconnected = append(disconnected, p)
+		}
+	}
+	if len(failed) > 0 {
+		add("etcd_network_peer_sent_failures_total", func(e *expo) {
+			e.family("etcd_network_peer_sent_failures_total", "counter", "The total number of send failures from peers.")
+			for _, p := range failed {
+				e.sample("etcd_network_peer_sent_failures_total", float64(p.failed), "To", idString(p.id))
+			}
+		})
+	}
+	if len(disconnected) > 0 {
+		add("etcd_network_disconnected_peers_total", func(e *expo) {
+			e.family("etcd_network_disconnected_peers_total", "counter", "The total number of disconnected peers.")
+			for _, p := range disconnected {
+				e.sample("etcd_network_disconnected_peers_total", float64(p.disconnects), "Local", local, "Remote", idString(p.id))
+			}
+		})
+	}
 	add("etcd_network_peer_sent_bytes_total", func(e *expo) {
 		e.family("etcd_network_peer_sent_bytes_total", "counter", "The total number of bytes sent to peers.")
 		for _, p := range peers {
@@ -556,6 +581,8 @@ type peerMetric struct {
 	id             uint64
 	connected      bool
 	sent, received uint64
+	failed         uint64 // messages dropped or lost
+	disconnects    uint64
 	rtt            *histogram
 }
 
@@ -564,7 +591,8 @@ func (t *Transport) PeerMetrics() []peerMetric {
 	t.mu.RLock()
 	out := make([]peerMetric, 0, len(t.peers))
 	for _, p := range t.peers {
-		out = append(out, peerMetric{id: p.id, connected: p.connected.Load(), sent: p.sentBytes.Load(), received: p.recvBytes.Load(), rtt: p.rtt})
+		out = append(out, peerMetric{id: p.id, connected: p.connected.Load(), sent: p.sentBytes.Load(), received: p.recvBytes.Load(),
+			failed: p.fail.Load(), disconnects: p.disconnects.Load(), rtt: p.rtt})
 	}
 	t.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })

@@ -381,7 +381,7 @@ func TestExpositionParserRefusesMalformed(t *testing.T) {
 func etcdFamilies(t *testing.T) map[string]*promFamily {
 	t.Helper()
 	all := map[string]*promFamily{}
-	for _, f := range []string{"etcd-3.4.txt", "etcd-3.4-3members.txt", "etcd-3.4-http.txt"} {
+	for _, f := range []string{"etcd-3.4.txt", "etcd-3.4-3members.txt", "etcd-3.4-http.txt", "etcd-3.4-peerdown.txt"} {
 		b, err := os.ReadFile("testdata/metrics/" + f)
 		if err != nil {
 			t.Fatal(err)
@@ -606,6 +606,27 @@ func TestMetricsPeers(t *testing.T) {
 	}
 	if v := fams["etcd_server_is_leader"].value("etcd_server_is_leader"); v != 1 {
 		t.Errorf("leader's is_leader %v", v)
+	}
+
+	// a follower goes away: the leader counts the broken stream and the
+	// messages it could not send, as etcd does
+	down := (lead + 1) % 3
+	downID := idString(c.srv(down).id)
+	c.stop(down)
+	for i := 0; i < 5; i++ {
+		httpDo(t, "PUT", c.members[lead].url+fmt.Sprintf("/v2/keys/q%d", i), url.Values{"value": {"x"}})
+	}
+	waitFor(t, 10*time.Second, "send failures to the stopped follower", func() bool {
+		fams = scrape(t, c.members[lead].url+"/metrics")
+		f, d := fams["etcd_network_peer_sent_failures_total"], fams["etcd_network_disconnected_peers_total"]
+		return f != nil && f.value("etcd_network_peer_sent_failures_total", "To", downID) > 0 &&
+			d != nil && d.value("etcd_network_disconnected_peers_total", "Local", idString(s.id), "Remote", downID) >= 1 &&
+			fams["etcd_network_active_peers"].value("etcd_network_active_peers", "Remote", downID) == 0
+	})
+	for _, name := range []string{"etcd_network_peer_sent_failures_total", "etcd_network_disconnected_peers_total"} {
+		if fams[name].typ != etcd[name].typ || fams[name].help != etcd[name].help {
+			t.Errorf("%s: %s %q, etcd's %s %q", name, fams[name].typ, fams[name].help, etcd[name].typ, etcd[name].help)
+		}
 	}
 }
 

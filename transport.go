@@ -509,6 +509,7 @@ type trPeer struct {
 	fail         atomic.Uint64
 	sentBytes    atomic.Uint64 // for /metrics
 	recvBytes    atomic.Uint64 // received from this peer, for /metrics
+	disconnects  atomic.Uint64 // streams to this peer that broke, for /metrics
 	rtt          *histogram    // heartbeat round trips, for /metrics
 
 	mu      sync.Mutex
@@ -1004,6 +1005,7 @@ func (p *trPeer) runStream() {
 		slog.Info("raft transport: stream to peer connected", "local", trHex(p.t.localID), "peer", trHex(p.id), "url", u)
 		err = p.pump(c, &out)
 		p.connected.Store(false)
+		p.disconnects.Add(1)
 		p.cur.Store(nil)
 		p.endConn(c)
 		p.failQueued()
