@@ -252,10 +252,7 @@ func parseConfig(args []string, env []string) (*config, error) {
 	if c.SnapshotCount == 0 {
 		return nil, errors.New("--snapshot-count must be greater than 0")
 	}
-	c.ListenMetricsURLs = listenMetrics.urls
-	if c.Metrics != "basic" && c.Metrics != "extensive" {
-		return nil, fmt.Errorf("invalid value %q for --metrics: must be basic or extensive", c.Metrics)
-	}
+	c.ListenMetricsURLs = listenMetrics.urls // --metrics: any value is taken, as etcd 3.4 takes it
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:

@@ -668,3 +668,42 @@ func TestMetricsHotPathAllocatesNothing(t *testing.T) {
 		t.Errorf("sum %v", v)
 	}
 }
+
+// TestOpsFlags: the flags of this part, on the command line and from the
+// environment, as etcd 3.4 takes them.
+func TestOpsFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		env     []string
+		check   func(*config) bool
+		wantErr string
+	}{
+		{"defaults", nil, nil, func(c *config) bool { return !c.ForceNewCluster && c.ListenMetricsURLs == nil && c.Metrics == "basic" }, ""},
+		{"force new cluster", []string{"--force-new-cluster"}, nil, func(c *config) bool { return c.ForceNewCluster }, ""},
+		{"force new cluster from env", nil, []string{"ETCD_FORCE_NEW_CLUSTER=true"}, func(c *config) bool { return c.ForceNewCluster }, ""},
+		{"metrics URLs", []string{"--listen-metrics-urls", "http://127.0.0.1:14999,http://localhost:14998"}, nil, func(c *config) bool {
+			return len(c.ListenMetricsURLs) == 2 && c.ListenMetricsURLs[1].Host == "localhost:14998"
+		}, ""},
+		{"metrics URLs from env", nil, []string{"ETCD_LISTEN_METRICS_URLS=http://127.0.0.1:14999"}, func(c *config) bool { return len(c.ListenMetricsURLs) == 1 }, ""},
+		{"extensive", []string{"--metrics", "extensive"}, nil, func(c *config) bool { return c.Metrics == "extensive" }, ""},
+		{"metrics from env", nil, []string{"ETCD_METRICS=extensive"}, func(c *config) bool { return c.Metrics == "extensive" }, ""},
+		{"metrics URL not a URL", []string{"--listen-metrics-urls", "127.0.0.1:14999"}, nil, nil, "listen-metrics-urls"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(tc.args, tc.env)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want one naming %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Fatalf("config %+v", c)
+			}
+		})
+	}
+}
