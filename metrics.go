@@ -167,7 +167,7 @@ func (e *expo) family(name, typ, help string) {
 	e.b = append(e.b, "# HELP "...)
 	e.b = append(e.b, name...)
 	e.b = append(e.b, ' ')
-	e.b = append(e.b, strings.NewReplacer(`\`, `\\`, "\n", `\n`).Replace(help)...)
+	e.b = appendEscaped(e.b, help, false)
 	e.b = append(e.b, "\n# TYPE "...)
 	e.b = append(e.b, name...)
 	e.b = append(e.b, ' ')
@@ -186,7 +186,7 @@ func (e *expo) sample(name string, v float64, labels ...string) {
 			}
 			e.b = append(e.b, labels[i]...)
 			e.b = append(e.b, `="`...)
-			e.b = append(e.b, strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(labels[i+1])...)
+			e.b = appendEscaped(e.b, labels[i+1], true)
 			e.b = append(e.b, '"')
 		}
 		e.b = append(e.b, '}')
@@ -194,6 +194,25 @@ func (e *expo) sample(name string, v float64, labels ...string) {
 	e.b = append(e.b, ' ')
 	e.b = appendFloat(e.b, v)
 	e.b = append(e.b, '\n')
+}
+
+// appendEscaped appends s with backslashes and newlines escaped, and
+// double quotes too when quotes is set (a label value), as the format
+// requires.
+func appendEscaped(b []byte, s string, quotes bool) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			b = append(b, `\\`...)
+		case c == '\n':
+			b = append(b, `\n`...)
+		case c == '"' && quotes:
+			b = append(b, `\"`...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
 }
 
 // appendFloat formats a sample value as Prometheus' Go client does.

@@ -707,3 +707,32 @@ func TestOpsFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestExpositionEscapes(t *testing.T) {
+	e := &expo{}
+	e.family("x", "gauge", "a \\ back\nslash \"quoted\"")
+	e.sample("x", 1, "l", "a\\b\"c\nd")
+	want := "# HELP x a \\\\ back\\nslash \"quoted\"\n# TYPE x gauge\nx{l=\"a\\\\b\\\"c\\nd\"} 1\n"
+	if string(e.b) != want {
+		t.Fatalf("got %q, want %q", e.b, want)
+	}
+	f, err := parseExposition(string(e.b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f["x"].samples[0].labels["l"]; got != "a\\b\"c\nd" {
+		t.Fatalf("label read back as %q", got)
+	}
+}
+
+// BenchmarkMetricsScrape is the cost of one /metrics exposition of a
+// member (everything but the HTTP round trip).
+func BenchmarkMetricsScrape(b *testing.B) {
+	m := startTestMember(b, nil)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if len(m.metricsText()) == 0 {
+			b.Fatal("empty")
+		}
+	}
+}
