@@ -121,3 +121,28 @@ func (s *server) forceNewCluster(cs raftpb.ConfState, snapIndex uint64, st *WALS
 		"adding-self", !found, "commit-index", last)
 	return nil
 }
+
+// warnIfNotMember logs a warning when the recovered log records members
+// and this member is not one of them: the data dir is then most likely a
+// backup (which gets a new member id) started without --force-new-cluster,
+// and this member will never be elected nor hear from a leader.
+func (s *server) warnIfNotMember(cs raftpb.ConfState, st *WALState) {
+	if s.cfg.ForceNewCluster {
+		return
+	}
+	ids, err := logMemberIDs(cs, st.Entries)
+	if err != nil || len(ids) == 0 {
+		return
+	}
+	for _, id := range ids {
+		if id == s.id {
+			return
+		}
+	}
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		names[i] = idString(id)
+	}
+	slog.Warn("this member is not a member of the cluster its data dir records; if the data dir is a backup, start it with --force-new-cluster",
+		"member", idString(s.id), "members", names)
+}

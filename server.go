@@ -302,6 +302,7 @@ func (s *server) recover(walDir string) error {
 			return err
 		}
 	}
+	s.warnIfNotMember(snap.Metadata.ConfState, st)
 	if err := s.storage.SetHardState(st.HardState); err != nil {
 		return fmt.Errorf("restore hard state: %w", err)
 	}
