@@ -326,6 +326,9 @@ func runBackup(args []string, out, errOut io.Writer) int {
 	}
 	fmt.Fprintf(out, "backup of member %x (cluster %x) written to %s: snapshot at index %d, %d log entries after it (last index %d); new member id %x, cluster id %x: start it with --force-new-cluster\n",
 		c.meta.MemberID, c.meta.ClusterID, *backupDir, c.snap.Index, b.entries, b.last, b.meta.MemberID, b.meta.ClusterID)
+	if c.torn {
+		fmt.Fprintln(out, "the log's last record was incomplete (being written, or torn by a crash) and is not in the backup")
+	}
 	return 0
 }
 
