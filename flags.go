@@ -153,8 +153,8 @@ var etcdFlags = []flagDef{
 
 	// Profiling and Monitoring
 	{Name: "enable-pprof", Group: groupProfiling, Def: "false", Help: "Serve runtime profiles at the client URLs + /debug/pprof/.", To: func(c *config) any { return &c.EnablePprof }},
-	{Name: "metrics", Group: groupProfiling, Def: "basic", Choices: []string{"basic", "extensive"}, Help: "Detail of the exported metrics ('basic' or 'extensive').", NotYet: "metrics", To: func(c *config) any { return &c.Metrics }},
-	{Name: "listen-metrics-urls", Group: groupProfiling, Help: "URLs to serve the metrics and health endpoints on.", NotYet: "metrics", To: func(c *config) any { return &c.ListenMetricsURLs }},
+	{Name: "metrics", Group: groupProfiling, Def: "basic", Help: "Detail of the exported metrics ('basic' or 'extensive').", To: func(c *config) any { return &c.Metrics }},
+	{Name: "listen-metrics-urls", Group: groupProfiling, Help: "URLs to serve the metrics and health endpoints on.", To: func(c *config) any { return &c.ListenMetricsURLs }},
 
 	// Logging
 	{Name: "logger", Group: groupLogging, Def: "capnslog", Choices: []string{"zap", "capnslog"}, Help: "'zap' logs JSON lines, 'capnslog' text lines.", To: func(c *config) any { return &c.Logger }},
@@ -182,7 +182,7 @@ var etcdFlags = []flagDef{
 	{Name: "experimental-warning-apply-duration", Group: groupExperimental, Def: "100ms", Kind: kindDuration, Use: useV3Only, Help: "v3 applies slower than this are logged."},
 
 	// Unsafe feature
-	{Name: "force-new-cluster", Group: groupUnsafe, Def: "false", Help: "Start a new one-member cluster from this member's data.", NotYet: "--force-new-cluster", To: func(c *config) any { return &c.ForceNewCluster }},
+	{Name: "force-new-cluster", Group: groupUnsafe, Def: "false", Help: "Start a new one-member cluster from this member's data.", To: func(c *config) any { return &c.ForceNewCluster }},
 	{Name: "unsafe-no-fsync", Group: groupUnsafe, Def: "false", Kind: kindBool, Use: useIgnored, Hidden: true, Help: "Do not fsync the log (unsafe).", Note: "etcdlite always fsyncs its log before answering"},
 
 	// TO BE DEPRECATED

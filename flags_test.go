@@ -445,7 +445,6 @@ func TestStartupChecks(t *testing.T) {
 		{name: "TLS flag at its default", args: []string{"--client-cert-auth=false"}},
 		{name: "CORS at its default", args: []string{"--cors", "*"}},
 		{name: "proxy not yet", args: []string{"--proxy", "on"}, code: 1, errHas: "the v2 proxy is not supported yet"},
-		{name: "force-new-cluster not yet", args: []string{"--force-new-cluster"}, code: 1, errHas: "not supported yet"},
 		{name: "snapshot count 0 is the default", args: []string{"--snapshot-count", "0"}},
 	}
 	for _, tc := range cases {

@@ -44,6 +44,8 @@ func (s *server) clientHandler() http.Handler {
 	mux.HandleFunc("/version", s.handleVersion)
 	mux.HandleFunc("/health", s.handleHealth)
 	s.mountUI(mux)
+	mux.HandleFunc("/v2/backup", s.handleBackup)
+	mux.HandleFunc("/metrics", s.handleMetrics)
 	if s.cfg.EnablePprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -304,15 +306,19 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	var ev *kv.Event
 	var err error
+	start := time.Now()
+	mi := httpMethodIndex(r.Method, kr.quorum)
+	s.metrics.http.received[mi].Add(1)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		if kr.wait && !kr.quorum { // etcd: a quorum read ignores wait
+			s.metrics.watchRequests.Add(1)
 			s.handleWatch(w, r, &kr)
 			return
 		}
 		if kr.quorum {
 			if err := s.linearizableRead(r.Context()); err != nil {
-				s.writeError(w, err)
+				s.keysError(w, mi, err)
 				return
 			}
 			now = s.now() // the TTLs as of the read, after the wait
@@ -333,10 +339,11 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 		ev, err = s.propose(r.Context(), &kr.req)
 	}
 	if err != nil {
-		s.writeError(w, err)
+		s.keysError(w, mi, err)
 		return
 	}
 	s.writeEvent(w, ev, kr.noValueOnSuccess)
+	s.metrics.http.success[mi].observe(time.Since(start))
 }
 
 // writePositionHeaders sets X-Etcd-Index to etcdIndex and the raft
@@ -579,6 +586,11 @@ func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		healthy = s.linearizableRead(ctx) == nil
 		cancel()
+	}
+	if healthy {
+		s.metrics.healthSuccess.Add(1)
+	} else {
+		s.metrics.healthFailures.Add(1)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if !healthy {

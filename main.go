@@ -154,6 +154,14 @@ func sameURLs(a, b []*url.URL) bool {
 }
 
 func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] { // subcommands (backup.go, verify.go)
+		case "backup":
+			os.Exit(runBackup(os.Args[2:], os.Stdout, os.Stderr))
+		case "verify":
+			os.Exit(runVerify(os.Args[2:], os.Stdout, os.Stderr))
+		}
+	}
 	cfg, err := parseConfig(os.Args[1:], os.Environ())
 	var usage usageError
 	switch {

@@ -376,10 +376,14 @@ func (s *server) handleReady(rd raft.Ready) error {
 		s.stats.setState(rd.SoftState.RaftState, rd.SoftState.Lead)
 		if changed {
 			s.leaderChanged()
+			if rd.SoftState.Lead != 0 {
+				s.metrics.leaderChanges.Add(1)
+			}
 		}
 	}
 	if !raft.IsEmptyHardState(rd.HardState) {
 		s.term.Store(rd.HardState.Term)
+		s.metrics.committed.Store(rd.HardState.Commit)
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		s.snapshotWG.Wait() // a local snapshot still being written goes first: markers stay in order
@@ -653,6 +657,7 @@ func (s *server) finishSnapshot(enc encodedStore) error {
 			s.storageFailed(err)
 			return
 		}
+		s.metrics.snapshotDuration.observe(time.Since(start))
 		slog.Info("snapshot taken", "index", snap.Metadata.Index, "bytes", len(snap.Data),
 			"encoded-in", encoded.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
 		// The encoded store (as large as the store's content) and the log
@@ -681,8 +686,13 @@ func (s *server) propose(ctx context.Context, r *kv.Request) (*kv.Event, error) 
 		s.waits.cancel(r.ID)
 		return nil, errStopped
 	}
+	s.metrics.pending.Add(1)
 	res, err := s.await(ctx, r.ID, ch, &s.waits)
+	s.metrics.pending.Add(-1)
 	if err != nil {
+		if res.err == nil { // not the store's answer: the proposal failed
+			s.metrics.failed.Add(1)
+		}
 		return nil, err
 	}
 	return res.event, nil

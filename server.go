@@ -41,6 +41,7 @@ type server struct {
 	tls       *tlsSetup // each side's TLS; a side is nil without certificates
 	unlock    func() error
 	stats     *serverStats
+	metrics   *serverMetrics
 	now       func() time.Time // the clock writes are stamped with; tests replace it
 
 	startSnapshotIndex uint64 // the snapshot recovery started from (0: none), for the start-up summary
@@ -104,6 +105,7 @@ func startServer(cfg *config) (*server, error) {
 		readBatches: map[uint64]*readBatch{},
 		appliedWait: appliedNotifier{ch: make(chan struct{})},
 		now:         cfg.clock,
+		metrics:     newServerMetrics(),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -173,6 +175,7 @@ func startServer(cfg *config) (*server, error) {
 		}
 	}
 	s.startSnapshotIndex = s.snapshotIndex
+	s.wal.metrics = &s.metrics.wal
 	s.stats = newServerStats(cfg.Name, s.id)
 	s.clusterIDHeader = []string{idString(s.clusterID)}
 	s.transport.SetRemovedHandler(func() {
@@ -313,6 +316,12 @@ func (s *server) recover(walDir string) error {
 			return err
 		}
 	}
+	if s.cfg.ForceNewCluster {
+		if err := s.forceNewCluster(snap.Metadata.ConfState, snap.Metadata.Index, st); err != nil {
+			return err
+		}
+	}
+	s.warnIfNotMember(snap.Metadata.ConfState, st)
 	if err := s.storage.SetHardState(st.HardState); err != nil {
 		return fmt.Errorf("restore hard state: %w", err)
 	}
@@ -587,6 +596,14 @@ func (s *server) listen() error {
 	for _, u := range s.cfg.ListenClientURLs {
 		if err := s.serve(u, handler, false, s.tls.client); err != nil {
 			return fmt.Errorf("listen on client URL %s: %w", u, err)
+		}
+	}
+	for _, u := range s.cfg.ListenMetricsURLs {
+		if u.Scheme == "https" && s.tls.client == nil {
+			return fmt.Errorf("listen on metrics URL %s: https needs the client certificate (--cert-file and --key-file, or --auto-tls)", u)
+		}
+		if err := s.serve(u, s.metricsHandler(), true, s.tls.client); err != nil {
+			return fmt.Errorf("listen on metrics URL %s: %w", u, err)
 		}
 	}
 	peer := s.peerHandler()

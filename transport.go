@@ -551,6 +551,10 @@ type trPeer struct {
 	batches      atomic.Uint64
 	success      atomic.Uint64
 	fail         atomic.Uint64
+	sentBytes    atomic.Uint64 // for /metrics
+	recvBytes    atomic.Uint64 // received from this peer, for /metrics
+	disconnects  atomic.Uint64 // streams to this peer that broke, for /metrics
+	rtt          *histogram    // heartbeat round trips, for /metrics
 
 	mu      sync.Mutex
 	urls    []string
@@ -572,6 +576,7 @@ func newTrPeer(t *Transport, id uint64, urls []string) *trPeer {
 		reportc:  make(chan struct{}, 1),
 		urlc:     make(chan struct{}, 1),
 		urls:     trCleanURLs(urls),
+		rtt:      newHistogram(peerRTTBuckets),
 	}
 }
 
@@ -853,6 +858,7 @@ func (p *trPeer) heartbeatAnswered(now time.Time) {
 	p.mu.Lock()
 	if !p.hbSent.IsZero() {
 		p.latency.observe(now.Sub(p.hbSent))
+		p.rtt.observe(now.Sub(p.hbSent))
 		p.hbSent = time.Time{}
 	}
 	p.mu.Unlock()
@@ -1127,6 +1133,7 @@ func (p *trPeer) runStream() {
 		slog.Info("raft transport: stream to peer connected", "local", trHex(p.t.localID), "peer", trHex(p.id), "url", u)
 		err = p.pump(c, &out)
 		p.connected.Store(false)
+		p.disconnects.Add(1)
 		p.cur.Store(nil)
 		p.endConn(c)
 		p.failQueued()
@@ -1357,6 +1364,7 @@ func (p *trPeer) sent(b trBatch, now time.Time) {
 	}
 	p.batches.Add(1)
 	p.success.Add(b.msgs)
+	p.sentBytes.Add(b.bytes)
 	p.t.noteSent(now, b.msgs, b.bytes, b.appends)
 }
 
@@ -1444,6 +1452,7 @@ func (p *trPeer) runSnapshots() {
 			continue
 		}
 		p.success.Add(1)
+		p.sentBytes.Add(uint64(size))
 		p.t.noteSent(time.Now(), 1, uint64(size), 0)
 		slog.Info("raft transport: snapshot sent to peer", "local", trHex(p.t.localID), "peer", trHex(p.id), "index", m.Snapshot.Metadata.Index, "bytes", size)
 		p.t.raft.ReportSnapshot(p.id, raft.SnapshotFinish)
@@ -1696,6 +1705,7 @@ func (t *Transport) readStream(in *trInbound, body io.Reader) error {
 	br := bufio.NewReaderSize(sb, 64<<10)
 	var hdr [8]byte
 	var buf []byte
+	peer := t.peer(in.from) // counts what it receives; nil for a peer not (yet) known
 	for {
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			return fmt.Errorf("read frame header: %w", err)
@@ -1728,6 +1738,9 @@ func (t *Transport) readStream(in *trInbound, body io.Reader) error {
 			continue
 		}
 		t.noteReceived(&m, len(frame)+8, sb.now)
+		if peer != nil {
+			peer.recvBytes.Add(uint64(len(frame) + 8))
+		}
 		if err := t.raft.Process(in.ctx, m); err != nil {
 			if in.ctx.Err() != nil {
 				return fmt.Errorf("process %s: %w", m.Type, err)
@@ -1803,6 +1816,9 @@ func (t *Transport) serveSnapshot(w http.ResponseWriter, r *http.Request, from u
 		return
 	}
 	t.noteReceived(&m, len(data), time.Now())
+	if p := t.peer(from); p != nil {
+		p.recvBytes.Add(uint64(len(data)))
+	}
 	if err := t.raft.Process(in.ctx, m); err != nil {
 		slog.Warn("raft transport: raft refused snapshot", "local", trHex(t.localID), "peer", trHex(from), "err", err)
 		http.Error(w, "etcdlite: raft refused snapshot: "+err.Error(), http.StatusInternalServerError)

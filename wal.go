@@ -150,6 +150,7 @@ type WAL struct {
 	buf         []byte           // reused batch buffer
 	unsynced    bool             // written records that must be fsynced before Sync returns
 	err         error            // sticky failure
+	metrics     *walMetrics      // what /metrics reports; nil: nothing is counted
 }
 
 // walSegmentInfo describes one segment file.
@@ -1012,13 +1013,16 @@ func (w *WAL) write(buf []byte, chain uint32, sync bool) error {
 		_ = w.f.Truncate(w.size)
 	}
 	if err == nil && sync {
-		err = walFdatasync(w.f)
+		err = w.fdatasync()
 	}
 	if err != nil {
 		w.err = fmt.Errorf("wal: append to %s: %w (the log is unusable until reopened)", w.segs[len(w.segs)-1].path, err)
 		return w.err
 	}
 	w.size += int64(n)
+	if w.metrics != nil {
+		w.metrics.written.Add(uint64(n))
+	}
 	w.chain = chain
 	if sync {
 		w.unsynced = false
@@ -1062,7 +1066,7 @@ func (w *WAL) Sync() error {
 	if !w.unsynced {
 		return nil
 	}
-	if err := walFdatasync(w.f); err != nil {
+	if err := w.fdatasync(); err != nil {
 		w.err = fmt.Errorf("wal: sync %s: %w (the log is unusable until reopened)", w.segs[len(w.segs)-1].path, err)
 		return w.err
 	}
