@@ -317,6 +317,8 @@ func (s *tlsSide) clientConfig(host string) (*tls.Config, error) {
 		InsecureSkipVerify: s.selfSigned, // as etcd does for --peer-auto-tls
 		Certificates:       []tls.Certificate{*cert},
 		NextProtos:         []string{"http/1.1"},
+		// A stream carries batches: full-sized records from the start.
+		DynamicRecordSizingDisabled: true,
 	}, nil
 }
 
@@ -462,16 +464,26 @@ const tlsHandshakeTimeout = 10 * time.Second
 // returns only connections whose handshake succeeded.
 type tlsListener struct {
 	net.Listener
-	side  *tlsSide
-	cfg   *tls.Config
-	conns chan net.Conn
-	errc  chan error
-	done  chan struct{}
-	once  sync.Once
+	side   *tlsSide
+	cfg    *tls.Config
+	conns  chan net.Conn
+	errc   chan error
+	done   chan struct{}
+	once   sync.Once
+	ctx    context.Context // the handshakes', cancelled by Close
+	cancel context.CancelFunc
+
+	timeout time.Duration // a handshake's limit
 }
 
 // newTLSListener serves side's TLS on ln.
 func newTLSListener(ln net.Listener, side *tlsSide) *tlsListener {
+	return newTLSListenerTimeout(ln, side, tlsHandshakeTimeout)
+}
+
+// newTLSListenerTimeout is newTLSListener with a handshake timeout of its
+// own.
+func newTLSListenerTimeout(ln net.Listener, side *tlsSide, timeout time.Duration) *tlsListener {
 	l := &tlsListener{
 		Listener: ln,
 		side:     side,
@@ -479,7 +491,9 @@ func newTLSListener(ln net.Listener, side *tlsSide) *tlsListener {
 		conns:    make(chan net.Conn),
 		errc:     make(chan error, 1),
 		done:     make(chan struct{}),
+		timeout:  timeout,
 	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
 	go l.acceptLoop()
 	return l
 }
@@ -509,17 +523,21 @@ func (l *tlsListener) acceptLoop() {
 // or logs why it was refused and closes it.
 func (l *tlsListener) handshake(c net.Conn) {
 	tc := tls.Server(c, l.cfg)
-	_ = c.SetDeadline(time.Now().Add(tlsHandshakeTimeout))
-	if err := tc.Handshake(); err != nil {
+	ctx, cancel := context.WithTimeout(l.ctx, l.timeout)
+	err := tc.HandshakeContext(ctx) // closes c if ctx ends first
+	cancel()
+	if err != nil {
+		_ = c.Close()
+		if l.ctx.Err() != nil {
+			return // the listener closed
+		}
 		level := slog.LevelWarn
 		if errors.Is(err, io.EOF) {
 			level = slog.LevelInfo // gone before the handshake ended: nothing refused
 		}
 		slog.Log(context.Background(), level, "TLS: connection refused", "side", l.side.name, "remote", c.RemoteAddr().String(), "cn", refusedCN(err), "reason", err.Error())
-		_ = c.Close()
 		return
 	}
-	_ = c.SetDeadline(time.Time{})
 	select {
 	case l.conns <- tc:
 	case <-l.done:
@@ -542,6 +560,9 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 
 // Close stops accepting; connections being handshaken are closed.
 func (l *tlsListener) Close() error {
-	l.once.Do(func() { close(l.done) })
+	l.once.Do(func() {
+		close(l.done)
+		l.cancel()
+	})
 	return l.Listener.Close()
 }

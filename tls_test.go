@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -803,5 +804,62 @@ func TestTLSCheckClient(t *testing.T) {
 		case err != nil && len(tc.cs.PeerCertificates) > 0 && refusedCN(err) != tc.cs.PeerCertificates[0].Subject.CommonName:
 			t.Errorf("%s: refusal names CN %q", tc.name, refusedCN(err))
 		}
+	}
+}
+
+// TestTLSListenerSilentClient: a client that connects and never completes
+// its handshake is dropped after the handshake timeout, logged; other
+// clients are served meanwhile; Close ends handshakes under way.
+func TestTLSListenerSilentClient(t *testing.T) {
+	log := logTo(t)
+	p := newTestPKI(t)
+	srvLeaf := p.leaf("server", leafOpts{cn: "server", ca: p.ca})
+	side := &tlsSide{name: "client", now: time.Now, sec: transportSecurity{CertFile: srvLeaf.cert, KeyFile: srvLeaf.key}}
+	if err := side.refresh(); err != nil {
+		t.Fatal(err)
+	}
+	serve := func(timeout time.Duration) (*http.Server, string) {
+		raw, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln := newTLSListenerTimeout(raw, side, timeout)
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { srv.Close() })
+		return srv, raw.Addr().String()
+	}
+	_, addr := serve(300 * time.Millisecond)
+
+	silent, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	resp, err := tlsClient(t, p.ca.file, nil).Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatalf("a client beside the silent one: %v", err)
+	}
+	resp.Body.Close()
+	_ = silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if _, err := silent.Read(make([]byte, 1)); err == nil || time.Since(start) > 3*time.Second {
+		t.Fatalf("silent client: read %v after %v, want the connection closed", err, time.Since(start))
+	}
+	waitFor(t, 2*time.Second, "the silent client's log line", func() bool {
+		return strings.Contains(log.String(), "context deadline exceeded")
+	})
+
+	srv, addr := serve(time.Minute)
+	silent2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent2.Close()
+	time.Sleep(50 * time.Millisecond) // its handshake is under way
+	srv.Close()
+	_ = silent2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := silent2.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("handshake under way at Close: read %v, want the connection closed", err)
 	}
 }
