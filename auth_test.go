@@ -523,3 +523,19 @@ func TestAuthLoad(t *testing.T) {
 		t.Fatal("the user whose record is damaged got in")
 	}
 }
+
+// TestAuthBackupRootOnly checks that with auth enabled GET /v2/backup (a
+// copy of every key and password hash) is refused to guest and to a user
+// without the root role, and given to root.
+func TestAuthBackupRootOnly(t *testing.T) {
+	m := startTestMember(t, nil)
+	authSetup(t, m.URL)
+	for _, cred := range []string{"", "alice:apw", "root:wrong"} {
+		if code, body := authReq(t, "GET", m.URL+"/v2/backup", cred, ""); code != http.StatusUnauthorized {
+			t.Errorf("GET /v2/backup as %q: %d %.100s, want 401", cred, code, body)
+		}
+	}
+	if code, body := authReq(t, "GET", m.URL+"/v2/backup", authRootCred, ""); code != http.StatusOK || !strings.Contains(body, "member/snap") && !strings.Contains(body, "member/wal") {
+		t.Errorf("GET /v2/backup as root: %d, %d bytes", code, len(body))
+	}
+}

@@ -333,10 +333,13 @@ func runBackup(args []string, out, errOut io.Writer) int {
 }
 
 // backupAllowed is the single check GET /v2/backup makes before it copies
-// anything: once authentication exists it must admit the root user only.
-// Until then every client of the client URLs may take a backup, as every
-// client may read every key.
+// anything: with authentication enabled only a holder of the root role may
+// take a backup (it holds every key, user and password hash); with it off,
+// every client of the client URLs may, as every client may read every key.
 func (s *server) backupAllowed(r *http.Request) error {
+	if _, ok := s.authorized(r, (*authState).allowRoot); !ok {
+		return errors.New("Insufficient credentials")
+	}
 	return nil
 }
 
@@ -367,7 +370,7 @@ func (s *server) handleBackup(w http.ResponseWriter, r *http.Request) {
 		writeMembersError(w, http.StatusServiceUnavailable, "backup: "+err.Error())
 		return
 	}
-	snapDir, logDir := memberDirs(s.cfg.DataDir, "")
+	snapDir, logDir := memberDirs(s.cfg.DataDir, s.cfg.WALDir)
 	c, err := takeConsistentCopy(snapDir, logDir)
 	if err != nil {
 		slog.Error("backup", "err", err)
