@@ -1,3 +1,5 @@
+//go:build linux
+
 // cdp_test.go owns the tests' headless browser: it starts Debian's
 // chromium and drives one page over the DevTools protocol, through a
 // minimal WebSocket client written on the standard library.
@@ -23,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -75,6 +78,9 @@ func startBrowser(t *testing.T, ctx context.Context, width, height int) *browser
 		fmt.Sprintf("--window-size=%d,%d", width, height), "about:blank")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
+	// its own process group, killed whole at the end; and killed with the
+	// test binary should that die first (a timeout's panic runs no cleanup)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Skipf("chromium does not start (%v): the status page test is skipped", err)
 	}
@@ -85,7 +91,7 @@ func startBrowser(t *testing.T, ctx context.Context, width, height int) *browser
 		if b.ws != nil {
 			b.ws.close()
 		}
-		cmd.Process.Kill()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		select {
 		case <-exited:
 		case <-time.After(10 * time.Second):
