@@ -149,6 +149,7 @@ func startBrowser(t *testing.T, ctx context.Context, width, height int) *browser
 	return b
 }
 
+// lastLines is the last n lines of s.
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	if len(lines) > n {
@@ -157,6 +158,7 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// httpGetJSON GETs u and decodes its JSON answer into v.
 func httpGetJSON(ctx context.Context, u string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -386,6 +388,7 @@ const (
 	wsPong         = 0xA
 )
 
+// writeText sends p as one text message.
 func (c *wsConn) writeText(p []byte) error { return c.writeFrame(wsText, p) }
 
 // writeFrame writes one final, masked frame.
@@ -482,4 +485,5 @@ func (c *wsConn) read() ([]byte, error) {
 	}
 }
 
+// close drops the connection.
 func (c *wsConn) close() error { return c.conn.Close() }

@@ -43,6 +43,9 @@ func uiGet(t *testing.T, u string, hdr map[string]string) (*http.Response, []byt
 	return resp, b
 }
 
+// TestUIHandler checks what /ui/ answers: the files with their types,
+// headers, gzip and revalidation, the relative redirect, 404s, the refusal
+// of writes, and this member's status.
 func TestUIHandler(t *testing.T) {
 	m := startTestMember(t, nil)
 	index, err := uiFiles.ReadFile("ui/index.html")
@@ -205,6 +208,8 @@ func uiClusterFrom(t *testing.T, u string) uiCluster {
 	return c
 }
 
+// TestUIClusterAPI checks /ui/api/cluster through every member of a
+// 3-member cluster, and with one member stopped.
 func TestUIClusterAPI(t *testing.T) {
 	c := startTestCluster(t, 3, nil)
 	lead := c.leader()
