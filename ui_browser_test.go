@@ -68,6 +68,10 @@ func TestUIInChromium(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// no scroll bar taking its width out of the screenshots
+	if _, err := b.call(ctx, "Emulation.setScrollbarsHidden", map[string]any{"hidden": true}); err != nil {
+		t.Fatal(err)
+	}
 	viewport(1280, 900, false)
 	if err := b.navigate(ctx, c.members[via].url+"/ui"); err != nil {
 		t.Fatal(err)

@@ -342,12 +342,14 @@
       note.hidden = true;
       const node = body.node;
       if (!node.dir) { // a key was opened by its path: show just it
+        $('key-count').textContent = '';
         selected = node.key;
         list.replaceChildren(keyRow(node));
         showDetail(node);
         return;
       }
       const nodes = node.nodes || [];
+      $('key-count').textContent = nodes.length === 1 ? '1 entry' : nodes.length + ' entries';
       if (nodes.length === 0) {
         list.replaceChildren(el('li', 'empty', 'empty directory'));
       } else {
