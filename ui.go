@@ -18,7 +18,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"mime"
 	"net/http"
 	"path"
 	"strings"
@@ -43,6 +42,23 @@ const uiPeerTimeout = 1500 * time.Millisecond
 // uiHealthTimeout bounds the quorum read /ui/api/self checks health with.
 const uiHealthTimeout = time.Second
 
+// uiContentType is the type a page's file is served with, by its
+// extension: fixed here, not read from the host's MIME database, so that
+// it never varies.
+func uiContentType(ext string) string {
+	switch ext {
+	case ".html":
+		return "text/html; charset=utf-8"
+	case ".css":
+		return "text/css; charset=utf-8"
+	case ".js":
+		return "text/javascript; charset=utf-8"
+	case ".svg":
+		return "image/svg+xml"
+	}
+	return "application/octet-stream"
+}
+
 // uiAsset is one embedded file, ready to serve.
 type uiAsset struct {
 	body        []byte
@@ -66,11 +82,8 @@ func loadUIAssets() (map[string]*uiAsset, error) {
 		sum := sha256.Sum256(b)
 		a := &uiAsset{
 			body:        b,
-			contentType: mime.TypeByExtension(path.Ext(p)),
+			contentType: uiContentType(path.Ext(p)),
 			etag:        `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`,
-		}
-		if a.contentType == "" {
-			a.contentType = "application/octet-stream"
 		}
 		var z bytes.Buffer
 		zw, err := gzip.NewWriterLevel(&z, gzip.BestCompression)
