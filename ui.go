@@ -64,7 +64,8 @@ type uiAsset struct {
 	body        []byte
 	gzipped     []byte // nil when compressing does not pay
 	contentType string
-	etag        string
+	etag        string // of body
+	gzipETag    string // of gzipped: each encoding is its own representation
 }
 
 // loadUIAssets reads the embedded files once, with their ETags and
@@ -98,6 +99,7 @@ func loadUIAssets() (map[string]*uiAsset, error) {
 		}
 		if z.Len() < len(b) {
 			a.gzipped = z.Bytes()
+			a.gzipETag = strings.TrimSuffix(a.etag, `"`) + `-gz"`
 		}
 		assets[strings.TrimPrefix(p, "ui/")] = a
 		return nil
@@ -173,14 +175,14 @@ func (s *server) uiHandler() http.Handler {
 			return
 		}
 		h.Set("Content-Type", a.contentType)
-		h.Set("ETag", a.etag)
 		h.Set("Cache-Control", "no-cache") // revalidated, so a new binary's page is seen at once
 		h.Set("Vary", "Accept-Encoding")
-		body := a.body
+		body, etag := a.body, a.etag
 		if a.gzipped != nil && acceptsGzip(r) && r.Header.Get("Range") == "" {
 			h.Set("Content-Encoding", "gzip")
-			body = a.gzipped
+			body, etag = a.gzipped, a.gzipETag
 		}
+		h.Set("ETag", etag)
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 	})
 }

@@ -114,14 +114,20 @@ func TestUIHandler(t *testing.T) {
 	}
 
 	t.Run("revalidation", func(t *testing.T) {
-		resp, _ := uiGet(t, m.URL+"/ui/app.js", nil)
-		etag := resp.Header.Get("ETag")
-		if etag == "" {
-			t.Fatal("no ETag")
-		}
-		resp, b := uiGet(t, m.URL+"/ui/app.js", map[string]string{"If-None-Match": etag})
-		if resp.StatusCode != http.StatusNotModified || len(b) != 0 {
-			t.Fatalf("status %d with %d bytes, want 304 and none", resp.StatusCode, len(b))
+		seen := map[string]bool{}
+		for _, enc := range []string{"identity", "gzip"} {
+			hdr := map[string]string{"Accept-Encoding": enc}
+			resp, _ := uiGet(t, m.URL+"/ui/app.js", hdr)
+			etag := resp.Header.Get("ETag")
+			if etag == "" || seen[etag] {
+				t.Fatalf("%s: ETag %q (seen before: %v)", enc, etag, seen[etag])
+			}
+			seen[etag] = true
+			hdr["If-None-Match"] = etag
+			resp, b := uiGet(t, m.URL+"/ui/app.js", hdr)
+			if resp.StatusCode != http.StatusNotModified || len(b) != 0 {
+				t.Fatalf("%s: status %d with %d bytes, want 304 and none", enc, resp.StatusCode, len(b))
+			}
 		}
 	})
 
