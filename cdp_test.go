@@ -1,3 +1,5 @@
+//go:build linux
+
 // cdp_test.go owns the tests' headless browser: it starts Debian's
 // chromium and drives one page over the DevTools protocol, through a
 // minimal WebSocket client written on the standard library.
@@ -23,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -75,6 +78,9 @@ func startBrowser(t *testing.T, ctx context.Context, width, height int) *browser
 		fmt.Sprintf("--window-size=%d,%d", width, height), "about:blank")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
+	// its own process group, killed whole at the end; and killed with the
+	// test binary should that die first (a timeout's panic runs no cleanup)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Skipf("chromium does not start (%v): the status page test is skipped", err)
 	}
@@ -85,7 +91,7 @@ func startBrowser(t *testing.T, ctx context.Context, width, height int) *browser
 		if b.ws != nil {
 			b.ws.close()
 		}
-		cmd.Process.Kill()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		select {
 		case <-exited:
 		case <-time.After(10 * time.Second):
@@ -143,6 +149,7 @@ func startBrowser(t *testing.T, ctx context.Context, width, height int) *browser
 	return b
 }
 
+// lastLines is the last n lines of s.
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	if len(lines) > n {
@@ -151,6 +158,7 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// httpGetJSON GETs u and decodes its JSON answer into v.
 func httpGetJSON(ctx context.Context, u string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -380,6 +388,7 @@ const (
 	wsPong         = 0xA
 )
 
+// writeText sends p as one text message.
 func (c *wsConn) writeText(p []byte) error { return c.writeFrame(wsText, p) }
 
 // writeFrame writes one final, masked frame.
@@ -476,4 +485,5 @@ func (c *wsConn) read() ([]byte, error) {
 	}
 }
 
+// close drops the connection.
 func (c *wsConn) close() error { return c.conn.Close() }

@@ -18,7 +18,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"mime"
 	"net/http"
 	"path"
 	"strings"
@@ -43,12 +42,30 @@ const uiPeerTimeout = 1500 * time.Millisecond
 // uiHealthTimeout bounds the quorum read /ui/api/self checks health with.
 const uiHealthTimeout = time.Second
 
+// uiContentType is the type a page's file is served with, by its
+// extension: fixed here, not read from the host's MIME database, so that
+// it never varies.
+func uiContentType(ext string) string {
+	switch ext {
+	case ".html":
+		return "text/html; charset=utf-8"
+	case ".css":
+		return "text/css; charset=utf-8"
+	case ".js":
+		return "text/javascript; charset=utf-8"
+	case ".svg":
+		return "image/svg+xml"
+	}
+	return "application/octet-stream"
+}
+
 // uiAsset is one embedded file, ready to serve.
 type uiAsset struct {
 	body        []byte
 	gzipped     []byte // nil when compressing does not pay
 	contentType string
-	etag        string
+	etag        string // of body
+	gzipETag    string // of gzipped: each encoding is its own representation
 }
 
 // loadUIAssets reads the embedded files once, with their ETags and
@@ -66,11 +83,8 @@ func loadUIAssets() (map[string]*uiAsset, error) {
 		sum := sha256.Sum256(b)
 		a := &uiAsset{
 			body:        b,
-			contentType: mime.TypeByExtension(path.Ext(p)),
+			contentType: uiContentType(path.Ext(p)),
 			etag:        `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`,
-		}
-		if a.contentType == "" {
-			a.contentType = "application/octet-stream"
 		}
 		var z bytes.Buffer
 		zw, err := gzip.NewWriterLevel(&z, gzip.BestCompression)
@@ -85,6 +99,7 @@ func loadUIAssets() (map[string]*uiAsset, error) {
 		}
 		if z.Len() < len(b) {
 			a.gzipped = z.Bytes()
+			a.gzipETag = strings.TrimSuffix(a.etag, `"`) + `-gz"`
 		}
 		assets[strings.TrimPrefix(p, "ui/")] = a
 		return nil
@@ -160,14 +175,14 @@ func (s *server) uiHandler() http.Handler {
 			return
 		}
 		h.Set("Content-Type", a.contentType)
-		h.Set("ETag", a.etag)
 		h.Set("Cache-Control", "no-cache") // revalidated, so a new binary's page is seen at once
 		h.Set("Vary", "Accept-Encoding")
-		body := a.body
+		body, etag := a.body, a.etag
 		if a.gzipped != nil && acceptsGzip(r) && r.Header.Get("Range") == "" {
 			h.Set("Content-Encoding", "gzip")
-			body = a.gzipped
+			body, etag = a.gzipped, a.gzipETag
 		}
+		h.Set("ETag", etag)
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 	})
 }

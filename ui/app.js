@@ -29,7 +29,9 @@
   async function api(url, opts = {}) {
     const headers = {};
     if (authHeader) headers.Authorization = authHeader;
-    const r = await fetch(url, { ...opts, headers, cache: 'no-store', credentials: 'omit' });
+    // same-origin credentials (the default) still go along, for a proxy in
+    // front that has its own sign-in
+    const r = await fetch(url, { ...opts, headers, cache: 'no-store' });
     if (r.status === 401) {
       // the keys API's "event index cleared" is errorCode 401 with HTTP 400;
       // an HTTP 401 is the auth layer refusing
@@ -47,13 +49,11 @@
   // --- sign-in ---
 
   const login = $('login');
-  let loginWaiters = [];
 
   function askCredentials(why) {
     if (why) $('login-why').textContent = why;
     if (!login.open) login.showModal();
     $('login-user').focus();
-    return new Promise((resolve) => loginWaiters.push(resolve));
   }
 
   $('login-form').addEventListener('submit', (e) => {
@@ -65,16 +65,13 @@
     login.close();
     $('signin').textContent = authUser + ' \u00b7 switch user';
     $('signin').hidden = false;
-    loginWaiters.forEach((f) => f(true));
-    loginWaiters = [];
+    refreshCluster();
     refreshKeys();
     restartWatch();
   });
   $('login-cancel').addEventListener('click', () => {
     login.close();
     $('signin').hidden = false;
-    loginWaiters.forEach((f) => f(false));
-    loginWaiters = [];
   });
   $('signin').addEventListener('click', () => askCredentials('Sign in as another user.'));
 
@@ -101,15 +98,16 @@
     if (clusterBusy) return;
     clusterBusy = true;
     try {
-      const r = await api('api/cluster');
+      const r = await api('api/cluster', { signal: AbortSignal.timeout(8000) });
       if (!r.ok) throw new Error('api/cluster: ' + r.status);
       const c = await r.json();
       clusterOK = Date.now();
       renderCluster(c);
     } catch (e) {
+      if (e instanceof AuthError) authFailed(e);
       const live = $('live');
       live.className = 'live off';
-      live.textContent = 'disconnected';
+      live.textContent = e instanceof AuthError ? 'sign in' : 'disconnected';
       live.title = String(e.message || e);
     } finally {
       clusterBusy = false;
@@ -145,7 +143,7 @@
     const ms = c.members.slice().sort((a, b) => (a.name || a.id).localeCompare(b.name || b.id));
     list.replaceChildren(...ms.map((m) => memberCard(c, m)));
     renderStore(c, self);
-    renderFollowers(c);
+    renderRaft(c);
   }
 
   function memberCard(c, m) {
@@ -250,7 +248,9 @@
     $('store-ops').tBodies[0].replaceChildren(row('ok', 0, false), row('failed', 1, true));
   }
 
-  function renderFollowers(c) {
+  // renderRaft shows the leader, the term and indexes, and the leader's view
+  // of its followers.
+  function renderRaft(c) {
     const lead = c.members.find((m) => m.id === c.leader);
     const ls = lead && lead.status ? lead.status.stats || {} : {};
     const self = c.members.find((m) => m.id === c.self);
@@ -331,7 +331,7 @@
     const note = $('keys-note');
     const list = $('key-list');
     try {
-      const r = await api(keysURL(dir) + '?sorted=true');
+      const r = await api(keysURL(dir) + '?sorted=true', { signal: AbortSignal.timeout(10000) });
       const body = await r.json();
       if (seq !== keysSeq) return; // the user moved on meanwhile
       if (!r.ok) {
@@ -342,12 +342,14 @@
       note.hidden = true;
       const node = body.node;
       if (!node.dir) { // a key was opened by its path: show just it
+        $('key-count').textContent = '';
         selected = node.key;
         list.replaceChildren(keyRow(node));
         showDetail(node);
         return;
       }
       const nodes = node.nodes || [];
+      $('key-count').textContent = nodes.length === 1 ? '1 entry' : nodes.length + ' entries';
       if (nodes.length === 0) {
         list.replaceChildren(el('li', 'empty', 'empty directory'));
       } else {
@@ -548,7 +550,14 @@
 
   $('watch-events').replaceChildren(el('li', 'empty', 'no events yet'));
   refreshCluster();
-  setInterval(refreshCluster, REFRESH_MS);
+  setInterval(() => {
+    if (clusterOK && Date.now() - clusterOK > 3 * REFRESH_MS + 2000) { // answers stopped coming
+      const live = $('live');
+      live.className = 'live off';
+      live.textContent = 'stale';
+    }
+    if (!document.hidden) refreshCluster();
+  }, REFRESH_MS);
   refreshKeys();
   setInterval(() => { if (!document.hidden && keysInFlight === 0) refreshKeys(); }, KEYS_MS);
   restartWatch();
