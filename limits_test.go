@@ -152,6 +152,12 @@ func TestMalformedRequestsStayOutOfRaft(t *testing.T) {
 		_, err := m.store.Lookup(versionKey, false, false, 0)
 		return err == nil
 	})
+	// a quorum read returns once the published applied index covers every
+	// write answered so far (a write's client is woken inside the apply
+	// loop, before the index is published)
+	if r := e2eDo(t, m, "GET", "/v2/keys/sentinel?quorum=true", "", ""); r.code != 200 {
+		t.Fatalf("quorum read: %d %s", r.code, r.body)
+	}
 	applied := m.appliedIndexPub.Load()
 	before := e2eTree(t, m)
 	oversized := "value=" + strings.Repeat("a", maxFormBody)
