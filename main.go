@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
@@ -49,11 +50,25 @@ type config struct {
 	EnablePprof              bool
 	StrictReconfigCheck      bool
 	LogLevel                 string
+	Discovery                string // discovery URL (discovery.go)
+	DiscoveryFallback        string // "proxy" or "exit" when the discovery token is full
+	DiscoveryProxy           string // HTTP proxy for discovery requests
+	DiscoverySRV             string // domain whose DNS SRV records name the cluster (srv.go)
+	DiscoverySRVName         string // suffix of the SRV service names
+	Proxy                    string // "off", "on" or "readonly" (proxy.go)
+	ProxyFailureWaitMs       uint
+	ProxyRefreshIntervalMs   uint
+	ProxyDialTimeoutMs       uint
+	ProxyWriteTimeoutMs      uint
+	ProxyReadTimeoutMs       uint
 
-	clock          func() time.Time // tests only: the clock writes are stamped with
-	catchUpEntries uint64           // tests only: entries kept after a snapshot (0: 5000)
-	trimEvery      uint64           // tests only: applied entries between trims of raft's in-memory log (0: 10000)
-	encodeHook     func(id uint64)  // tests only: runs (with the member's id) before the store is encoded for a snapshot
+	initialClusterSet bool             // --initial-cluster was given (not derived from --name)
+	resolver          *net.Resolver    // tests only: the resolver for --discovery-srv (nil: net's)
+	discoveryRetry    time.Duration    // tests only: first pause before retrying the discovery service (0: 1 s)
+	clock             func() time.Time // tests only: the clock writes are stamped with
+	catchUpEntries    uint64           // tests only: entries kept after a snapshot (0: 5000)
+	trimEvery         uint64           // tests only: applied entries between trims of raft's in-memory log (0: 10000)
+	encodeHook        func(id uint64)  // tests only: runs (with the member's id) before the store is encoded for a snapshot
 }
 
 // urlsFlag is a comma-separated list of http URLs.
@@ -163,6 +178,17 @@ func parseConfig(args []string, env []string) (*config, error) {
 	fs.StringVar(&logger, "logger", "zap", "accepted for compatibility")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&debug, "debug", false, "enable debug-level logging")
+	fs.StringVar(&c.Discovery, "discovery", "", "discovery URL used to bootstrap the cluster")
+	fs.StringVar(&c.DiscoveryFallback, "discovery-fallback", "proxy", "expected behavior ('exit' or 'proxy') when discovery services fails")
+	fs.StringVar(&c.DiscoveryProxy, "discovery-proxy", "", "HTTP proxy to use for traffic to discovery service")
+	fs.StringVar(&c.DiscoverySRV, "discovery-srv", "", "DNS domain used to bootstrap initial cluster")
+	fs.StringVar(&c.DiscoverySRVName, "discovery-srv-name", "", "suffix to the DNS SRV name queried when bootstrapping")
+	fs.StringVar(&c.Proxy, "proxy", "off", "proxy mode setting ('off', 'readonly' or 'on')")
+	fs.UintVar(&c.ProxyFailureWaitMs, "proxy-failure-wait", 5000, "time (in milliseconds) an endpoint will be held in a failed state")
+	fs.UintVar(&c.ProxyRefreshIntervalMs, "proxy-refresh-interval", 30000, "time (in milliseconds) of the endpoints refresh interval")
+	fs.UintVar(&c.ProxyDialTimeoutMs, "proxy-dial-timeout", 1000, "time (in milliseconds) for a dial to timeout")
+	fs.UintVar(&c.ProxyWriteTimeoutMs, "proxy-write-timeout", 5000, "time (in milliseconds) for a write to timeout")
+	fs.UintVar(&c.ProxyReadTimeoutMs, "proxy-read-timeout", 0, "time (in milliseconds) for a read to timeout")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -233,7 +259,13 @@ func parseConfig(args []string, env []string) (*config, error) {
 	if c.InitialClusterState != "new" && c.InitialClusterState != "existing" {
 		return nil, fmt.Errorf("invalid value %q for --initial-cluster-state: must be new or existing", c.InitialClusterState)
 	}
-	if mine, ok := c.InitialCluster[c.Name]; !ok {
+	c.initialClusterSet = given["initial-cluster"]
+	if err := checkProxyFlags(c); err != nil {
+		return nil, err
+	}
+	if c.Proxy != "off" || c.Discovery != "" || c.DiscoverySRV != "" {
+		// the cluster comes from elsewhere: --initial-cluster need not name this member
+	} else if mine, ok := c.InitialCluster[c.Name]; !ok {
 		return nil, fmt.Errorf("--initial-cluster has no member named %q (--name)", c.Name)
 	} else if !sameURLs(mine, c.InitialAdvertisePeerURLs) {
 		return nil, fmt.Errorf("--initial-cluster gives %s peer URLs %s but --initial-advertise-peer-urls says %s",
@@ -311,7 +343,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	srv, err := startServer(cfg)
+	srv, err := startNode(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "etcdlite: %v\n", err)
 		os.Exit(1)
