@@ -496,7 +496,10 @@ func copyResponse(w http.ResponseWriter, resp *http.Response) {
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
+				// the status is sent: cut the client's connection so that
+				// it sees a broken answer, not a short one
 				slog.Info("proxy: response from member ended early", "err", err)
+				panic(http.ErrAbortHandler)
 			}
 			return
 		}
