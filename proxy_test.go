@@ -144,7 +144,21 @@ func TestProxyFailover(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(300 * time.Millisecond)
+	// writes sent to a follower just before it learns that the leader is
+	// gone are lost with the old leader: the member fails them after its
+	// request timeout (5 s and two election timeouts). Wait for writes to
+	// succeed again after the last kill.
+	last := kills[len(kills)-1]
+	waitFor(t, 15*time.Second, "a write through the proxy after the last kill", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, w := range writes {
+			if w.err == nil && w.at.After(last) {
+				return true
+			}
+		}
+		return false
+	})
 	close(stop)
 	wg.Wait()
 
@@ -158,8 +172,8 @@ func TestProxyFailover(t *testing.T) {
 		}
 	}
 	for _, k := range kills {
-		// after each kill, writes succeed again within a few election timeouts
-		// (plus the member's own wait for a write lost with the old leader)
+		// after each kill, writes succeed again within an election plus
+		// the member's own timeout for a write lost with the old leader
 		ok := false
 		for _, w := range writes {
 			if w.err == nil && w.at.After(k) && w.at.Before(k.Add(10*time.Second)) {
@@ -171,10 +185,21 @@ func TestProxyFailover(t *testing.T) {
 			t.Errorf("no write succeeded through the proxy within 10 s of the kill at %v", k.Format("15:04:05.000"))
 		}
 	}
+	window := 5*time.Second + 4*time.Duration(c.members[0].cfg.ElectionMs)*time.Millisecond
 	for _, w := range writes {
-		if w.err != nil {
-			failedWrites++
-			t.Logf("write failed at %v: %v", w.at.Format("15:04:05.000"), w.err)
+		if w.err == nil {
+			continue
+		}
+		failedWrites++
+		t.Logf("write failed at %v: %v", w.at.Format("15:04:05.000"), w.err)
+		inWindow := false
+		for _, k := range kills {
+			if !w.at.Before(k) && w.at.Before(k.Add(window)) {
+				inWindow = true
+			}
+		}
+		if !inWindow {
+			t.Errorf("a write failed at %v, more than %v after any kill", w.at.Format("15:04:05.000"), window)
 		}
 	}
 	if failedWrites > 2*2*len(kills) {
