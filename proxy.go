@@ -183,18 +183,26 @@ func (p *proxy) saveClusterFile(peers []string) error {
 	return nil
 }
 
-// refreshLoop refreshes the member list every --proxy-refresh-interval.
+// refreshLoop refreshes the member list every --proxy-refresh-interval,
+// and every second while it has no member yet.
 func (p *proxy) refreshLoop() {
 	defer p.wg.Done()
 	every := ms(p.cfg.ProxyRefreshIntervalMs)
 	if every <= 0 {
 		every = 30 * time.Second
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
 	for {
+		// while no member has answered yet, ask again soon
+		wait := every
+		p.mu.Lock()
+		if len(p.endpoints) == 0 && wait > time.Second {
+			wait = time.Second
+		}
+		p.mu.Unlock()
+		t := time.NewTimer(wait)
 		select {
 		case <-p.stopc:
+			t.Stop()
 			return
 		case <-t.C:
 			p.refresh()

@@ -408,3 +408,46 @@ func TestProxyDataDir(t *testing.T) {
 		t.Errorf("write through the restarted proxy: %q", v)
 	}
 }
+
+// TestProxyTimeouts checks that --proxy-read-timeout cuts a watch that
+// waits longer (the client sees a broken answer, not an empty one), and
+// that a proxy started before its member finds it within seconds.
+func TestProxyTimeouts(t *testing.T) {
+	cfg := fixedPortConfig(t)
+	peer := cfg.InitialAdvertisePeerURLs[0].String()
+	ic := map[string][]*url.URL{"t": mustURLs(t, peer)}
+	pcfg := &config{Name: "proxy", DataDir: t.TempDir(), Proxy: "on", InitialCluster: ic, initialClusterSet: true,
+		ListenClientURLs: mustURLs(t, "http://127.0.0.1:0"), InitialClusterState: "new", DiscoveryFallback: "proxy"}
+	setProxyTimings(pcfg)
+	pcfg.ProxyRefreshIntervalMs = 60000 // only the quick retries while no member answers
+	pcfg.ProxyReadTimeoutMs = 300
+	n, err := startNode(context.Background(), pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopNode(t, n)
+	purl := "http://" + n.(*proxy).ClientAddrs()[0]
+	m := startTestMember(t, cfg) // after the proxy
+	waitFor(t, 5*time.Second, "the proxy to find the member started after it", func() bool {
+		resp, err := http.Get(purl + "/v2/keys/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	start := time.Now()
+	client := &http.Client{Timeout: 8 * time.Second} // without the proxy's timeout: this one, then the check below
+	resp, err := client.Get(purl + "/v2/keys/never?wait=true")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Error("a watch through a proxy with a 300 ms read timeout ended cleanly without an event")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the read timeout cut the watch after %v", d)
+	}
+	putValue(t, m.URL, "after", "1") // the member is still fine
+}
