@@ -578,19 +578,21 @@ func (p *proxy) Done() <-chan struct{} { return p.done }
 
 // Shutdown stops serving and refreshing.
 func (p *proxy) Shutdown(ctx context.Context) error {
-	var err error
 	p.stopOnce.Do(func() {
 		close(p.stopc)
+		// long-poll watches keep connections busy for as long as they
+		// wait: give requests a second, then close what is left
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
 		for _, srv := range p.httpServers {
-			if serr := srv.Shutdown(ctx); serr != nil {
-				// long-poll watches keep connections busy: close them
+			if err := srv.Shutdown(sctx); err != nil {
 				srv.Close()
 			}
 		}
 		p.wg.Wait()
 		p.transport.CloseIdleConnections()
 	})
-	return err
+	return nil
 }
 
 // checkProxyFlags checks --proxy and --discovery-fallback, as etcd's flag
