@@ -117,7 +117,9 @@ func startServer(cfg *config) (*server, error) {
 			s.closeStorage()
 		}
 	}()
-	walMaxFiles = int(cfg.MaxWALs)
+	if walMaxFiles != int(cfg.MaxWALs) { // members started together (discovery) only read it
+		walMaxFiles = int(cfg.MaxWALs)
+	}
 	walDir := filepath.Join(cfg.DataDir, "member", "wal")
 	s.snapper = NewSnapshotter(filepath.Join(cfg.DataDir, "member", "snap"), int(cfg.MaxSnapshots))
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "member", "snap"), 0o700); err != nil {
