@@ -639,6 +639,7 @@ func (s *server) fail(err error) {
 func (s *server) Shutdown(ctx context.Context) error {
 	var err error
 	s.stopOnce.Do(func() {
+		s.transferLeadership() // leadertransfer.go
 		for _, srv := range s.httpServers {
 			srv.Close()
 		}
