@@ -21,6 +21,10 @@ trap cleanup EXIT
 extra=()
 [[ "$(basename "$bin")" == etcd ]] && extra=(--enable-v2=true)
 ctl() { ETCDCTL_API=2 etcdctl "$@"; }
+until_ok() { # until_ok CMD...: retry for up to 20 s
+  for _ in $(seq 1 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "gave up waiting for: $*"
+}
 c() { echo "http://127.0.0.1:$((base + $1))"; } # client URL of slot N
 p() { echo "http://127.0.0.1:$((base + $1 + 1))"; } # peer URL of slot N
 start() { # start NAME SLOT ARGS...: a server in the background
@@ -34,7 +38,7 @@ start() { # start NAME SLOT ARGS...: a server in the background
 
 echo "== 1. a discovery service (any etcd v2 keys API) and a token of size 3"
 start disc 0
-sleep 2
+until_ok curl -sf "$(c 0)/health"
 token=$(cat /proc/sys/kernel/random/uuid)
 durl="$(c 0)/v2/keys/_etcd/registry/$token"
 curl -s -XPUT "$durl/_config/size" -d value=3 | sed 's/"modifiedIndex".*//'
@@ -42,14 +46,14 @@ echo
 
 echo "== 2. three members bootstrap through it"
 for i in 1 2 3; do start "infra$i" $((10 * i)) --discovery "$durl"; done
-sleep 4
+until_ok ctl --endpoints "$(c 10)" cluster-health
 ctl --endpoints "$(c 10)" member list | sed 's/^[0-9a-f]*: //' | sort
 ctl --endpoints "$(c 10)" cluster-health | tail -1
 curl -s "$durl" | grep -o '"key":"/_etcd/registry/'"$token"'/[0-9a-f]*"' | wc -l | sed 's/^/registered: /'
 
 echo "== 3. a fourth member finds the token full: it becomes a proxy"
 start infra4 40 --discovery "$durl"
-sleep 2
+until_ok curl -sf "$(c 40)/health"
 ctl --endpoints "$(c 40)" set /via-fallback-proxy ok
 ctl --endpoints "$(c 20)" get /via-fallback-proxy
 echo "infra4 data dir: $(cd infra4.etcd && find . -type f | sort | tr '\n' ' ')"
@@ -65,12 +69,13 @@ echo "== 5. a proxy on this host, in front of the members"
 "$bin" "${extra[@]}" --proxy on --name proxy0 --data-dir proxy0.etcd --listen-client-urls "$(c 60)" \
   --initial-cluster "infra1=$(p 10),infra2=$(p 20),infra3=$(p 30)" >proxy0.log 2>&1 &
 pids+=($!)
-sleep 2
+until_ok curl -sf "$(c 60)/health"
 ctl --endpoints "$(c 60)" set /via-proxy 1
 ctl --endpoints "$(c 60)" member list | wc -l | sed 's/^/members seen through the proxy: /'
 curl -s "$(c 60)/v2/config/local/proxy" | tr ',' '\n' | grep -c http | sed 's/^/proxy endpoints: /'
-echo "-- infra1 killed"
-kill "$pid_infra1"
+leader=$(ctl --endpoints "$(c 60)" member list | grep isLeader=true | sed 's/.*name=\(infra[0-9]\).*/\1/')
+echo "-- the leader killed (SIGTERM)"
+eval kill "\$pid_$leader"
 sleep 0.2
 ( curl -s -m 20 "$(c 60)/v2/keys/watched?wait=true" >watch.out ) &
 sleep 0.5
@@ -78,15 +83,16 @@ ok=0
 for i in $(seq 1 10); do
   if ctl --endpoints "$(c 60)" set /watched "v$i" >/dev/null 2>&1; then ok=$((ok + 1)); fi
 done
-echo "writes through the proxy with infra1 down: $ok of 10 acknowledged"
+echo "writes through the proxy with the old leader down: $ok of 10 acknowledged"
 ctl --endpoints "$(c 60)" get /watched
+ctl --endpoints "$(c 60)" member list | grep -c isLeader=true | sed 's/^/members that lead: /'
 sleep 0.5
 echo "the watch through the proxy saw: $(grep -o '"action":"[a-z]*"' watch.out || echo nothing)"
 
 echo "== 6. a readonly proxy refuses writes"
 "$bin" "${extra[@]}" --proxy readonly --name proxy1 --data-dir proxy1.etcd --listen-client-urls "$(c 70)" \
-  --initial-cluster "infra2=$(p 20)" >proxy1.log 2>&1 &
+  --initial-cluster "infra1=$(p 10),infra2=$(p 20),infra3=$(p 30)" >proxy1.log 2>&1 &
 pids+=($!)
-sleep 2
+until_ok curl -sf "$(c 70)/health"
 curl -s -o /dev/null -w 'PUT through the readonly proxy: %{http_code}, %{size_download} bytes\n' -XPUT "$(c 70)/v2/keys/ro" -d value=1
 ctl --endpoints "$(c 70)" get /via-proxy
