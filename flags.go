@@ -74,7 +74,6 @@ type flagDef struct {
 	YAML    string             // its key in --config-file: "" is Name, "-" is none; nested keys joined by "."
 	Note    string             // for an ignored flag why; else what etcdlite does differently, if anything
 	ShowDef string             // the default --help shows, when not Def
-	NotYet  string             // the feature it needs, while this build lacks it: a value other than the default is refused
 	Hidden  bool               // accepted by etcd 3.4.23 but not in its --help
 }
 
@@ -83,8 +82,7 @@ type flagDef struct {
 // line: its To returns the config field it sets (a *string, *bool, *uint,
 // *uint64, *[]string for comma-separated lists, *[]*url.URL or the
 // initial-cluster map), and that field's type decides how the value is
-// parsed, from the command line, ETCD_* and the config file alike. Once the
-// feature a flag with NotYet needs is wired, delete its NotYet.
+// parsed, from the command line, ETCD_* and the config file alike.
 var etcdFlags = []flagDef{
 	// Member
 	{Name: "name", Group: groupMember, Def: "default", Help: "Human-readable name for this member.", To: func(c *config) any { return &c.Name }},
@@ -115,11 +113,11 @@ var etcdFlags = []flagDef{
 	{Name: "initial-cluster-state", Group: groupClustering, Def: "new", Choices: []string{"new", "existing"}, Help: "Initial cluster state ('new' or 'existing').", To: func(c *config) any { return &c.InitialClusterState }},
 	{Name: "initial-cluster-token", Group: groupClustering, Def: "etcd-cluster", Help: "Token of the cluster, mixed into its member and cluster ids.", To: func(c *config) any { return &c.InitialClusterToken }},
 	{Name: "advertise-client-urls", Group: groupClustering, Def: "http://localhost:2379", Help: "This member's client URLs, advertised to clients.", To: func(c *config) any { return &c.AdvertiseClientURLs }},
-	{Name: "discovery", Group: groupClustering, Help: "Discovery URL to bootstrap the cluster with.", NotYet: "discovery", To: func(c *config) any { return &c.Discovery }},
-	{Name: "discovery-fallback", Group: groupClustering, Def: "proxy", Choices: []string{"exit", "proxy"}, Help: "What to do when discovery fails ('exit' or 'proxy').", NotYet: "discovery", To: func(c *config) any { return &c.DiscoveryFallback }},
-	{Name: "discovery-proxy", Group: groupClustering, Help: "HTTP proxy for the discovery service.", NotYet: "discovery", To: func(c *config) any { return &c.DiscoveryProxy }},
-	{Name: "discovery-srv", Group: groupClustering, Help: "DNS SRV domain to bootstrap the cluster with.", NotYet: "discovery", To: func(c *config) any { return &c.DiscoverySRV }},
-	{Name: "discovery-srv-name", Group: groupClustering, Help: "Suffix of the DNS SRV name queried.", NotYet: "discovery", To: func(c *config) any { return &c.DiscoverySRVName }},
+	{Name: "discovery", Group: groupClustering, Help: "Discovery URL to bootstrap the cluster with.", To: func(c *config) any { return &c.Discovery }},
+	{Name: "discovery-fallback", Group: groupClustering, Def: "proxy", Choices: []string{"exit", "proxy"}, Help: "What to do when discovery fails ('exit' or 'proxy').", To: func(c *config) any { return &c.DiscoveryFallback }},
+	{Name: "discovery-proxy", Group: groupClustering, Help: "HTTP proxy for the discovery service.", To: func(c *config) any { return &c.DiscoveryProxy }},
+	{Name: "discovery-srv", Group: groupClustering, Help: "DNS SRV domain to bootstrap the cluster with.", To: func(c *config) any { return &c.DiscoverySRV }},
+	{Name: "discovery-srv-name", Group: groupClustering, Help: "Suffix of the DNS SRV name queried.", To: func(c *config) any { return &c.DiscoverySRVName }},
 	{Name: "strict-reconfig-check", Group: groupClustering, Def: "true", Help: "Refuse membership changes that would lose the quorum.", To: func(c *config) any { return &c.StrictReconfigCheck }},
 	{Name: "pre-vote", Group: groupClustering, Def: "true", Help: "Run raft's pre-vote phase before an election.", Note: "on by default in etcdlite (etcd's default is off)", To: func(c *config) any { return &c.PreVote }},
 	{Name: "auto-compaction-retention", Group: groupClustering, Def: "0", Use: useV3Only, Help: "Retention of the v3 auto compaction (0: none)."},
@@ -162,12 +160,12 @@ var etcdFlags = []flagDef{
 	{Name: "log-level", Group: groupLogging, Def: "info", Choices: []string{"debug", "info", "warn", "error", "panic", "fatal"}, Help: "Log level: debug, info, warn, error, panic or fatal.", To: func(c *config) any { return &c.LogLevel }},
 
 	// v2 Proxy
-	{Name: "proxy", Group: groupProxy, Def: "off", Choices: []string{"off", "readonly", "on"}, Help: "Proxy mode ('off', 'readonly' or 'on').", NotYet: "the v2 proxy", To: func(c *config) any { return &c.Proxy }},
-	{Name: "proxy-failure-wait", Group: groupProxy, Def: "5000", Help: "Time (in milliseconds) a failed endpoint is held failed.", NotYet: "the v2 proxy", To: func(c *config) any { return &c.ProxyFailureWaitMs }},
-	{Name: "proxy-refresh-interval", Group: groupProxy, Def: "30000", Help: "Time (in milliseconds) between endpoint refreshes.", NotYet: "the v2 proxy", To: func(c *config) any { return &c.ProxyRefreshIntervalMs }},
-	{Name: "proxy-dial-timeout", Group: groupProxy, Def: "1000", Help: "Time (in milliseconds) for a dial to time out.", NotYet: "the v2 proxy", To: func(c *config) any { return &c.ProxyDialTimeoutMs }},
-	{Name: "proxy-write-timeout", Group: groupProxy, Def: "5000", Help: "Time (in milliseconds) for a write to time out.", NotYet: "the v2 proxy", To: func(c *config) any { return &c.ProxyWriteTimeoutMs }},
-	{Name: "proxy-read-timeout", Group: groupProxy, Def: "0", Help: "Time (in milliseconds) for a read to time out (0: none).", NotYet: "the v2 proxy", To: func(c *config) any { return &c.ProxyReadTimeoutMs }},
+	{Name: "proxy", Group: groupProxy, Def: "off", Choices: []string{"off", "readonly", "on"}, Help: "Proxy mode ('off', 'readonly' or 'on').", To: func(c *config) any { return &c.Proxy }},
+	{Name: "proxy-failure-wait", Group: groupProxy, Def: "5000", Help: "Time (in milliseconds) a failed endpoint is held failed.", To: func(c *config) any { return &c.ProxyFailureWaitMs }},
+	{Name: "proxy-refresh-interval", Group: groupProxy, Def: "30000", Help: "Time (in milliseconds) between endpoint refreshes.", To: func(c *config) any { return &c.ProxyRefreshIntervalMs }},
+	{Name: "proxy-dial-timeout", Group: groupProxy, Def: "1000", Help: "Time (in milliseconds) for a dial to time out.", To: func(c *config) any { return &c.ProxyDialTimeoutMs }},
+	{Name: "proxy-write-timeout", Group: groupProxy, Def: "5000", Help: "Time (in milliseconds) for a write to time out.", To: func(c *config) any { return &c.ProxyWriteTimeoutMs }},
+	{Name: "proxy-read-timeout", Group: groupProxy, Def: "0", Help: "Time (in milliseconds) for a read to time out (0: none).", To: func(c *config) any { return &c.ProxyReadTimeoutMs }},
 
 	// Experimental feature
 	{Name: "experimental-initial-corrupt-check", Group: groupExperimental, Def: "false", Kind: kindBool, Use: useV3Only, Help: "Check the v3 backend for corruption before serving."},
@@ -577,7 +575,10 @@ func checkConfig(c *config) error {
 		return fmt.Errorf("--advertise-client-urls is required when --listen-client-urls is set explicitly (%s): "+
 			"when listening on specific addresses, the member must advertise URLs its clients can reach", listen)
 	}
-	if mine, ok := c.InitialCluster[c.Name]; !ok {
+	c.initialClusterSet = c.given["initial-cluster"] != ""
+	if c.Proxy != "off" || c.Discovery != "" || c.DiscoverySRV != "" {
+		// the cluster comes from elsewhere: --initial-cluster need not name this member
+	} else if mine, ok := c.InitialCluster[c.Name]; !ok {
 		return fmt.Errorf("--initial-cluster has no member named %q (--name)", c.Name)
 	} else if !sameURLs(mine, c.InitialAdvertisePeerURLs) {
 		return fmt.Errorf("--initial-cluster gives %s peer URLs %s but --initial-advertise-peer-urls says %s",
@@ -588,22 +589,7 @@ func checkConfig(c *config) error {
 			return errors.New("--log-outputs: an empty output")
 		}
 	}
-	for i := range etcdFlags {
-		d := &etcdFlags[i]
-		if d.NotYet == "" || d.To == nil || c.given[d.Name] == "" {
-			continue
-		}
-		def := defaultConfig()
-		if !sameField(d.To(c), d.To(def)) {
-			return fmt.Errorf("--%s: %s is not supported yet by this build of etcdlite (given by %s)", d.Name, d.NotYet, c.given[d.Name])
-		}
-	}
 	return nil
-}
-
-// sameField says whether two pointers to config fields hold equal values.
-func sameField(a, b any) bool {
-	return fmt.Sprint(deref(a)) == fmt.Sprint(deref(b))
 }
 
 // deref is the value a pointer to a config field points to (URLs as
@@ -665,8 +651,6 @@ given both ways is an error.
 			switch {
 			case d.Use != useUsed:
 				fmt.Fprintf(&b, "    [ignored: %s]\n", d.ignoredReason())
-			case d.NotYet != "":
-				fmt.Fprintf(&b, "    [not supported yet: %s; only the default is accepted]\n", d.NotYet)
 			case d.Note != "":
 				fmt.Fprintf(&b, "    [%s]\n", d.Note)
 			}

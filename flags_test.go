@@ -444,7 +444,6 @@ func TestStartupChecks(t *testing.T) {
 		{name: "bad logger", args: []string{"--logger", "bogus"}, code: 2, errHas: "must be one of zap, capnslog"},
 		{name: "TLS flag at its default", args: []string{"--client-cert-auth=false"}},
 		{name: "CORS at its default", args: []string{"--cors", "*"}},
-		{name: "proxy not yet", args: []string{"--proxy", "on"}, code: 1, errHas: "the v2 proxy is not supported yet"},
 		{name: "snapshot count 0 is the default", args: []string{"--snapshot-count", "0"}},
 	}
 	for _, tc := range cases {

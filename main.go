@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
@@ -80,12 +81,15 @@ type config struct {
 	given map[string]string // flag name -> where it was given ("--name", "ETCD_NAME", "file:line")
 	notes []logNote         // what the parser has to say once logging is set up
 
-	clock          func() time.Time // tests only: the clock writes are stamped with
-	catchUpEntries uint64           // tests only: entries kept after a snapshot (0: 5000)
-	trimEvery      uint64           // tests only: applied entries between trims of raft's in-memory log (0: 10000)
-	encodeHook     func(id uint64)  // tests only: runs (with the member's id) before the store is encoded for a snapshot
-	headerTimeout  time.Duration    // tests only: how long a request's header may take (0: readHeaderTimeout)
-	bodyTimeout    time.Duration    // tests only: how long a write's body may take (0: bodyReadTimeout)
+	initialClusterSet bool             // --initial-cluster was given (not derived from --name)
+	resolver          *net.Resolver    // tests only: the resolver for --discovery-srv (nil: net's)
+	discoveryRetry    time.Duration    // tests only: first pause before retrying the discovery service (0: 1 s)
+	clock             func() time.Time // tests only: the clock writes are stamped with
+	catchUpEntries    uint64           // tests only: entries kept after a snapshot (0: 5000)
+	trimEvery         uint64           // tests only: applied entries between trims of raft's in-memory log (0: 10000)
+	encodeHook        func(id uint64)  // tests only: runs (with the member's id) before the store is encoded for a snapshot
+	headerTimeout     time.Duration    // tests only: how long a request's header may take (0: readHeaderTimeout)
+	bodyTimeout       time.Duration    // tests only: how long a write's body may take (0: bodyReadTimeout)
 }
 
 // parseURLs parses a comma-separated list of http(s)://host:port URLs.
@@ -187,7 +191,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	srv, err := startServer(cfg)
+	srv, err := startNode(ctx, cfg)
 	if err != nil {
 		slog.Error("cannot start", "err", err)
 		if !contains(cfg.LogOutputs, "default") && !contains(cfg.LogOutputs, "stderr") {
@@ -195,7 +199,11 @@ func main() {
 		}
 		os.Exit(1)
 	}
-	go announceReady(srv, cfg, os.Getenv("NOTIFY_SOCKET"))
+	if member, ok := srv.(*server); ok {
+		go announceReady(member, cfg, os.Getenv("NOTIFY_SOCKET"))
+	} else if err := sdNotify(os.Getenv("NOTIFY_SOCKET"), "READY=1"); err != nil { // a proxy serves once started
+		slog.Warn("could not tell systemd the proxy is ready", "err", err)
+	}
 	select {
 	case <-ctx.Done():
 		slog.Info("shutting down", "signal", "received")

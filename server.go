@@ -127,7 +127,9 @@ func startServer(cfg *config) (*server, error) {
 	if s.tls, err = newTLSSetup(cfg); err != nil {
 		return nil, err
 	}
-	walMaxFiles = int(cfg.MaxWALs)
+	if walMaxFiles != int(cfg.MaxWALs) { // members started together (discovery) only read it
+		walMaxFiles = int(cfg.MaxWALs)
+	}
 	walDir, err := resolveWALDir(cfg)
 	if err != nil {
 		return nil, err
@@ -678,6 +680,7 @@ func (s *server) fail(err error) {
 func (s *server) Shutdown(ctx context.Context) error {
 	var err error
 	s.stopOnce.Do(func() {
+		s.transferLeadership() // leadertransfer.go
 		for _, srv := range s.httpServers {
 			srv.Close()
 		}
