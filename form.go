@@ -147,6 +147,12 @@ func readKeyParamsFast(r *http.Request, p *keyParams) bool {
 		if ct[0] != "application/x-www-form-urlencoded" || r.Body == nil {
 			return false
 		}
+		if r.ContentLength > maxFormBody {
+			// announced too large: refused unread (ParseForm would read
+			// 10 MB of it first)
+			r.PostForm = url.Values{}
+			return false
+		}
 		bp := formBufPool.Get().(*[]byte)
 		defer func() {
 			if cap(*bp) <= 64<<10 {

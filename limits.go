@@ -113,17 +113,17 @@ func (s *server) limitRequests(next http.Handler) http.Handler {
 }
 
 // bodyWeight is the share of the large-body budget a body of the given
-// Content-Length takes: nothing for a small one, its length up to the
-// largest form read (maxFormBody) for a large one, and that much for one
-// of unknown length (chunked).
+// Content-Length takes: nothing for a small one, nor for one announced
+// over maxFormBody (refused unread, form.go), its length for a large one,
+// and the most a form may be for one of unknown length (chunked).
 func bodyWeight(contentLength int64) int64 {
 	switch {
 	case contentLength < 0:
 		return maxFormBody + 1
-	case contentLength < largeBody:
+	case contentLength < largeBody, contentLength > maxFormBody:
 		return 0
 	}
-	return min(contentLength, maxFormBody+1)
+	return contentLength
 }
 
 // deadlineBody is a request body read under a deadline, which is lifted

@@ -111,7 +111,7 @@ func TestByteBudget(t *testing.T) {
 	if b.free != 100 || len(b.waiters) != 0 {
 		t.Errorf("free %d, waiters %d after everything was released", b.free, len(b.waiters))
 	}
-	if bodyWeight(100) != 0 || bodyWeight(largeBody) != largeBody || bodyWeight(-1) != maxFormBody+1 || bodyWeight(1<<40) != maxFormBody+1 {
+	if bodyWeight(100) != 0 || bodyWeight(largeBody) != largeBody || bodyWeight(-1) != maxFormBody+1 || bodyWeight(maxFormBody) != maxFormBody || bodyWeight(1<<40) != 0 {
 		t.Error("bodyWeight")
 	}
 }
