@@ -54,7 +54,7 @@ func TestClusterRelayedProposalCommitted(t *testing.T) {
 		code, body, err := linHTTP(&http.Client{Timeout: 20 * time.Second}, "PUT", c.members[2].url+"/v2/keys/relayed", url.Values{"value": {"v"}})
 		done <- result{code, body, err}
 	}()
-	waitFor(t, 5*time.Second, "the relayed write on the leader", func() bool {
+	waitFor(t, 20*time.Second, "the relayed write on the leader", func() bool {
 		ev, err := c.srv(next).store.Get("/1/relayed", false, false, 0)
 		return err == nil && ev.Node.Value == "v"
 	})
