@@ -59,6 +59,11 @@ const (
 // hashes (the stored hash says its own, so it can change later).
 const pbkdf2Iterations = 100000
 
+// noUserHash is what the password is checked against (and the result
+// ignored) when the user named does not exist, so that a refusal costs the
+// same time either way. It is the hash of "no such user".
+const noUserHash = "pbkdf2-sha256$100000$ZXRjZGxpdGUtbm91c2VyIQ$NraTvKTpoQ3fEkblShyMj7osPLcL1Pfv2wpTjiOJub4"
+
 // authCacheMax bounds the credential cache; once full it starts again.
 const authCacheMax = 4096
 
@@ -426,6 +431,9 @@ func (st *authState) basicUser(header string) (authUser, bool) {
 	}
 	u, aerr := st.user(name)
 	if aerr != nil {
+		// as long as for a user that exists: the time of a refusal does
+		// not tell which names exist
+		checkPassword(noUserHash, password)
 		return authUser{}, false
 	}
 	if !checkPassword(u.Password, password) {

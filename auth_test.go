@@ -330,6 +330,7 @@ func TestAuthPasswordHash(t *testing.T) {
 		{a, "secret", true}, {b, "secret", true}, {a, "Secret", false}, {a, "", false},
 		{"", "", false}, {"pbkdf2-sha256$0$AA$AA", "", false}, {"pbkdf2-sha256$1$!!$AA", "x", false},
 		{"plain", "plain", false}, {"pbkdf2-sha256$99999999999$AA$AA", "x", false},
+		{noUserHash, "no such user", true}, {noUserHash, "", false},
 	} {
 		if got := checkPassword(c.hash, c.pw); got != c.want {
 			t.Errorf("checkPassword(%q, %q) = %v", c.hash, c.pw, got)
