@@ -291,6 +291,9 @@ func sameURLs(a, b []*url.URL) bool {
 }
 
 func main() {
+	if args, ok := isCtlInvocation(os.Args); ok {
+		os.Exit(ctlMain(args))
+	}
 	cfg, err := parseConfig(os.Args[1:], os.Environ())
 	var usage usageError
 	switch {
