@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -198,8 +199,17 @@ func transportFrom(c *ctlContext) (*http.Transport, error) {
 }
 
 // newClientNoSync builds the client from the global flags, without the
-// sync. It returns an exit status when it cannot.
+// sync (for cluster-health). It returns an exit status when it cannot.
 func newClientNoSync(c *ctlContext) (*ctlClient, int) {
+	cl, code := buildClient(c)
+	if cl != nil && cl.debug {
+		fmt.Fprintf(c.stderr(), "Cluster-Endpoints: %s\n", strings.Join(cl.endpoints(), ", "))
+	}
+	return cl, code
+}
+
+// buildClient builds the client from the global flags.
+func buildClient(c *ctlContext) (*ctlClient, int) {
 	eps, err := discoverEndpoints(c)
 	if err != nil {
 		return nil, c.handleError(ctlExitServerError, err)
@@ -240,7 +250,7 @@ func newClientNoSync(c *ctlContext) (*ctlClient, int) {
 // newClient builds the client and, unless --no-sync, learns the cluster's
 // client URLs from /v2/members.
 func newClient(c *ctlContext) (*ctlClient, int) {
-	cl, code := newClientNoSync(c)
+	cl, code := buildClient(c)
 	if cl == nil {
 		return nil, code
 	}
@@ -274,20 +284,28 @@ func newClient(c *ctlContext) (*ctlClient, int) {
 // errCtlNoEndpoints is a sync that found no client URL.
 var errCtlNoEndpoints = errors.New("client: no endpoints available")
 
-// isConnectionError reports whether err is a cluster error made only of
-// failures to connect.
+// isConnectionError reports whether err is a failure to reach the
+// cluster: to dial or read, a refused connection, a timeout (a context's
+// deadline included), or a cluster error made only of those.
 func isConnectionError(err error) bool {
 	var cerr *ctlClusterError
-	if !errors.As(err, &cerr) {
-		return false
-	}
-	for _, e := range cerr.errs {
-		var op *net.OpError
-		if !errors.As(e, &op) {
-			return false
+	if errors.As(err, &cerr) {
+		for _, e := range cerr.errs {
+			if !isConnectionError(e) {
+				return false
+			}
 		}
+		return true
 	}
-	return true
+	var op *net.OpError
+	if errors.As(err, &op) && (op.Op == "dial" || op.Op == "read") {
+		return true
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // askPassword prompts on stdout and reads a line from stdin with the
