@@ -389,7 +389,12 @@ func ctlRoleList(c *ctlContext) int {
 	}
 	ctx, cancel := c.totalTimeout()
 	defer cancel()
-	b, err := cl.authRequest(ctx, "GET", "/v2/auth/roles", nil, http.StatusOK)
+	// unlike the other auth calls, etcd's client reports a failed role
+	// listing by its status code only
+	resp, b, err := cl.do(ctx, &ctlRequest{method: "GET", path: "/v2/auth/roles"})
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("unexpected status code %d", resp.StatusCode)
+	}
 	if err != nil {
 		return authFail(c, err)
 	}
