@@ -310,7 +310,7 @@ var (
 func (st *sessionTarget) normalise(s string) string {
 	s = st.repl.Replace(s)
 	s = ctlTimeRe.ReplaceAllString(s, "$$TIME")
-	return ctlTTLRe.ReplaceAllString(s, "$${1}$$TTL1000")
+	return ctlTTLRe.ReplaceAllString(s, "${1}$$TTL1000")
 }
 
 // padIndex writes a hidden key until the server's index is base-1.
