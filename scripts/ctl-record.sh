@@ -48,7 +48,7 @@ start() { # start SERVER MEMBERS
 
 session() { # session TEST ETCDCTL RECORD
   CTL_RECORD=$3 CTL_ETCDCTL=$2 CTL_ENDPOINT=http://127.0.0.1:$base \
-    go test -count=1 -timeout 300s -run "^$1\$" -v . 2>&1 | grep -v "^=== RUN" | head -100 || true
+    go test -count=1 -timeout 300s -run "^$1\$" -v . 2>&1 | grep -v "^=== RUN" | head -3000 || true
 }
 
 case "${1:-}" in
