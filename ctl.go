@@ -50,11 +50,16 @@ func isCtlInvocation(args []string) ([]string, bool) {
 }
 
 // ctlMain runs the client with the process's arguments and streams and
-// returns its exit status. An interrupt ends a watch with status 0.
+// returns its exit status. An interrupt ends a watch with status 0 and
+// any other command with 130, the status of a process the signal killed.
 func ctlMain(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return runCtl(ctx, args, &ctlIO{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ()})
+	code := runCtl(ctx, args, &ctlIO{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ()})
+	if code != ctlExitSuccess && ctx.Err() != nil {
+		return 130
+	}
+	return code
 }
 
 // ctlIO is what a ctl run talks to: its streams and environment.

@@ -71,12 +71,11 @@ func (e *ctlMessageError) Error() string { return e.Message }
 
 // ctlRequest is one request to the v2 API.
 type ctlRequest struct {
-	method  string
-	path    string
-	query   url.Values
-	form    url.Values // sent as the urlencoded body when non-nil
-	json    []byte     // sent as a JSON body when non-nil
-	noTimeo bool       // a watch: no header timeout
+	method string
+	path   string
+	query  url.Values
+	form   url.Values // sent as the urlencoded body when non-nil
+	json   []byte     // sent as a JSON body when non-nil
 }
 
 // ctlClient sends requests to a cluster's endpoints.
@@ -474,7 +473,7 @@ func (cl *ctlClient) doOne(ctx context.Context, ep *url.URL, r *ctlRequest) (*ht
 		fmt.Fprintf(cl.stderr, "cURL Command: %s\n", curl)
 	}
 	var timedOut atomic.Bool
-	if cl.timeout > 0 && !r.noTimeo {
+	if cl.timeout > 0 {
 		t := time.AfterFunc(cl.timeout, func() { timedOut.Store(true); cancel() })
 		resp, err := cl.hc.Do(req)
 		t.Stop()
@@ -515,6 +514,10 @@ func readBody(ctx context.Context, resp *http.Response) (*http.Response, []byte,
 func unwrapURLError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		return cve.Err // etcdctl's Go did not wrap these yet
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
