@@ -134,25 +134,33 @@ func discoverEndpoints(c *ctlContext) ([]string, error) {
 		suffix = "-" + n
 	}
 	var eps []string
-	var errs []error
-	lookup := func(service, scheme string) {
+	lookup := func(service, scheme string) error {
 		_, addrs, err := net.LookupSRV(service, "tcp", domain)
 		if err != nil {
-			errs = append(errs, err)
-			return
+			return err
 		}
 		for _, a := range addrs {
 			eps = append(eps, fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(strings.TrimSuffix(a.Target, "."), fmt.Sprint(a.Port))))
 		}
+		return nil
 	}
-	lookup("etcd-client-ssl"+suffix, "https")
-	if insecure || len(eps) == 0 {
-		lookup("etcd-client"+suffix, "http")
+	errHTTPS := lookup("etcd-client-ssl"+suffix, "https")
+	errHTTP := lookup("etcd-client"+suffix, "http")
+	if errHTTPS != nil && errHTTP != nil {
+		return nil, fmt.Errorf("dns lookup errors: %s and %s", errHTTPS, errHTTP)
 	}
-	if len(eps) == 0 {
-		return nil, errors.Join(errs...)
+	if insecure {
+		return eps, nil
 	}
-	return eps, nil
+	var secure []string
+	for _, ep := range eps {
+		if strings.HasPrefix(ep, "http://") {
+			fmt.Fprintf(c.stderr(), "ignoring discovered insecure endpoint %q\n", ep)
+			continue
+		}
+		secure = append(secure, ep)
+	}
+	return secure, nil
 }
 
 // transportFrom builds the HTTP transport: dial timeout --timeout, and TLS
@@ -175,7 +183,10 @@ func transportFrom(c *ctlContext) (*http.Transport, error) {
 		return tr, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cert != "" || key != "" {
+	if (cert == "") != (key == "") {
+		return nil, fmt.Errorf("KeyFile and CertFile must both be present[key: %v, cert: %v]", key, cert)
+	}
+	if cert != "" {
 		pair, err := tls.LoadX509KeyPair(cert, key)
 		if err != nil {
 			return nil, err
@@ -209,16 +220,30 @@ func newClientNoSync(c *ctlContext) (*ctlClient, int) {
 
 // buildClient builds the client from the global flags.
 func buildClient(c *ctlContext) (*ctlClient, int) {
+	fail := func(err error) (*ctlClient, int) {
+		fmt.Fprintln(c.stderr(), err.Error())
+		return nil, ctlExitBadArgs
+	}
 	eps, err := discoverEndpoints(c)
 	if err != nil {
-		return nil, c.handleError(ctlExitServerError, err)
+		return fail(err)
 	}
 	if len(eps) == 0 {
 		eps = endpointsFrom(c)
 	}
+	for i, ep := range eps {
+		u, err := url.Parse(ep)
+		if err != nil {
+			return fail(err)
+		}
+		if u.Scheme == "" {
+			u.Scheme = "http"
+		}
+		eps[i] = u.String()
+	}
 	tr, err := transportFrom(c)
 	if err != nil {
-		return nil, c.handleError(ctlExitServerError, err)
+		return fail(err)
 	}
 	cl := &ctlClient{
 		hc:      &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
@@ -227,8 +252,7 @@ func buildClient(c *ctlContext) (*ctlClient, int) {
 		stderr:  c.stderr(),
 	}
 	if err := cl.setEndpoints(eps); err != nil {
-		fmt.Fprintln(c.stderr(), err.Error())
-		return nil, ctlExitBadArgs
+		return fail(err)
 	}
 	user := c.GlobalString("username")
 	if user == "" {
