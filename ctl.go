@@ -120,7 +120,6 @@ type ctlContext struct {
 	global  *flag.FlagSet
 	local   *flag.FlagSet
 	args    []string
-	cmdName string   // e.g. "etcdctl member add"
 	rawArgs []string // the command's arguments as given
 }
 
@@ -394,7 +393,7 @@ func runCommand(c *ctlContext, full string, cmd *ctlCommand, args []string) int 
 		writeCommandHelp(c.stdout(), full, cmd)
 		return ctlExitSuccess
 	}
-	c.local, c.args, c.cmdName, c.rawArgs = fs, fs.Args(), full, args
+	c.local, c.args, c.rawArgs = fs, fs.Args(), args
 	return cmd.run(c)
 }
 
