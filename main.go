@@ -158,6 +158,9 @@ func sameURLs(a, b []*url.URL) bool {
 }
 
 func main() {
+	if args, ok := isCtlInvocation(os.Args); ok {
+		os.Exit(ctlMain(args))
+	}
 	if len(os.Args) > 1 {
 		switch os.Args[1] { // subcommands (backup.go, verify.go)
 		case "backup":
