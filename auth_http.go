@@ -22,8 +22,9 @@ import (
 const authURLPrefix = "/v2/auth"
 
 // authRecheckWait bounds how long a refused request waits for the member
-// to catch up before the refusal is final.
-const authRecheckWait = time.Second
+// to catch up before the refusal is final (long enough for a loaded
+// machine; a member without a leader refuses after it).
+const authRecheckWait = 5 * time.Second
 
 // authBodyLimit is the largest auth API body read; a larger one is not
 // valid JSON as far as the API is concerned.
@@ -99,7 +100,7 @@ func (s *server) authorized(r *http.Request, check func(*authState, *http.Reques
 // again on the newer state, if there is one. A refusal costs that round
 // trip; an allowed request none.
 func (s *server) authRecheck(r *http.Request, st *authState, check func(*authState) bool) (*authState, bool) {
-	// without a leader the refusal stands after a short wait
+	// without a leader the refusal stands after the wait
 	ctx, cancel := context.WithTimeout(r.Context(), authRecheckWait)
 	defer cancel()
 	if err := s.linearizableRead(ctx); err == nil {
