@@ -38,6 +38,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -474,6 +475,10 @@ type tlsListener struct {
 	cancel context.CancelFunc
 
 	timeout time.Duration // a handshake's limit
+
+	// handshakes counts the handshakes that succeeded: with clients that
+	// keep their connections alive, one per client, not one per request.
+	handshakes atomic.Int64
 }
 
 // newTLSListener serves side's TLS on ln.
@@ -537,6 +542,12 @@ func (l *tlsListener) handshake(c net.Conn) {
 		}
 		slog.Log(context.Background(), level, "TLS: connection refused", "side", l.side.name, "remote", c.RemoteAddr().String(), "cn", refusedCN(err), "reason", err.Error())
 		return
+	}
+	n := l.handshakes.Add(1)
+	if slog.Default().Enabled(context.Background(), slog.LevelDebug) {
+		st := tc.ConnectionState()
+		slog.Debug("TLS: handshake done", "side", l.side.name, "remote", c.RemoteAddr().String(),
+			"version", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite), "resumed", st.DidResume, "handshakes", n)
 	}
 	select {
 	case l.conns <- tc:
