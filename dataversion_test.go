@@ -113,3 +113,33 @@ func TestDataFormatRefused(t *testing.T) {
 		t.Fatalf("GET once the format is 1 again: %d %s", code, body)
 	}
 }
+
+// TestDataFormatOfflineTools checks that backup and verify refuse a data
+// dir in a format this etcdlite does not read, with the same message, and
+// read one without the version file.
+func TestDataFormatOfflineTools(t *testing.T) {
+	dir := writtenDataDir(t)
+	if err := os.Remove(dataFormatPath(dir)); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if code := runVerify([]string{"--data-dir", dir}, &out, &out); code != 0 {
+		t.Fatalf("verify without the version file: %d\n%s", code, out.String())
+	}
+	if err := os.WriteFile(dataFormatPath(dir), []byte("3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const want = "written by etcdlite format 3; this etcdlite reads format 1"
+	out.Reset()
+	if code := runVerify([]string{"--data-dir", dir}, &out, &out); code != 1 || !strings.Contains(out.String(), want) {
+		t.Errorf("verify of format 3: %d %q, want 1 and %q", code, out.String(), want)
+	}
+	out.Reset()
+	backup := filepath.Join(t.TempDir(), "backup")
+	if code := runBackup([]string{"--data-dir", dir, "--backup-dir", backup}, &out, &out); code != 1 || !strings.Contains(out.String(), want) {
+		t.Errorf("backup of format 3: %d %q, want 1 and %q", code, out.String(), want)
+	}
+	if _, err := os.Stat(backup); err == nil {
+		t.Errorf("the refused backup created %s", backup)
+	}
+}
