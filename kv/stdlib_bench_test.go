@@ -142,3 +142,48 @@ func BenchmarkWatcherList(b *testing.B) {
 		_ = seen
 	})
 }
+
+// BenchmarkStoreSetTTL is what the TTL heap serves: a set that gives one of
+// 10,000 keys with a TTL a new expiration time.
+func BenchmarkStoreSetTTL(b *testing.B) {
+	const n = 10000
+	s := New("/0", "/1")
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("/1/ttl/k%05d", i)
+		if _, err := s.Set(keys[i], false, "v", TTLOptions{ExpireTime: t0 + int64((i*7919)%n+1)*sec}, t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := s.Set(keys[(i*7)%n], false, "v", TTLOptions{ExpireTime: t0 + int64(n+i)*sec}, t0); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkStoreWatchSet is what the watcher list serves: ten one-shot
+// watches on a key (the long poll of etcd v2 clients), all woken by a set.
+func BenchmarkStoreWatchSet(b *testing.B) {
+	s := New("/0", "/1")
+	ws := make([]*Watcher, 10)
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range ws {
+			w, err := s.Watch("/1/w/k", false, false, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ws[i] = w
+		}
+		if _, err := s.Set("/1/w/k", false, "v", TTLOptions{}, t0); err != nil {
+			b.Fatal(err)
+		}
+		for _, w := range ws {
+			<-w.EventChan()
+		}
+	}
+}
