@@ -311,7 +311,7 @@ func runBackup(args []string, out, errOut io.Writer) int {
 	if *withV3 {
 		fmt.Fprintln(errOut, "etcdlite backup: --with-v3: etcdlite keeps no v3 data; ignored")
 	}
-	if err := checkDataFormat(*dataDir); err != nil {
+	if _, err := checkDataFormat(*dataDir); err != nil {
 		return fail("%v", err)
 	}
 	srcSnap, srcWAL := memberDirs(*dataDir, *walDir)

@@ -47,26 +47,24 @@ func readDataFormat(dataDir string) (format int, found bool, err error) {
 }
 
 // checkDataFormat refuses a data dir written in a format other than
-// dataFormat, naming the format that wrote it.
-func checkDataFormat(dataDir string) error {
+// dataFormat, naming the format that wrote it; found is false when the
+// data dir has no version file (format 1).
+func checkDataFormat(dataDir string) (found bool, err error) {
 	n, found, err := readDataFormat(dataDir)
 	if err != nil {
-		return err
+		return found, err
 	}
 	if found && n != dataFormat {
-		return fmt.Errorf("data dir %s written by etcdlite format %d; this etcdlite reads format %d", dataDir, n, dataFormat)
+		return found, fmt.Errorf("data dir %s written by etcdlite format %d; this etcdlite reads format %d", dataDir, n, dataFormat)
 	}
-	return nil
+	return found, nil
 }
 
 // ensureDataFormat checks dataDir's format and, when the data dir has no
 // version file yet (a new one, or one written before the file existed, in
 // format 1), writes it. The caller holds the data-dir lock.
 func ensureDataFormat(dataDir string) error {
-	if err := checkDataFormat(dataDir); err != nil {
-		return err
-	}
-	if _, found, err := readDataFormat(dataDir); err != nil || found {
+	if found, err := checkDataFormat(dataDir); err != nil || found {
 		return err
 	}
 	if err := writeFileSync(dataFormatPath(dataDir), []byte(strconv.Itoa(dataFormat)+"\n")); err != nil {
