@@ -311,6 +311,9 @@ func runBackup(args []string, out, errOut io.Writer) int {
 	if *withV3 {
 		fmt.Fprintln(errOut, "etcdlite backup: --with-v3: etcdlite keeps no v3 data; ignored")
 	}
+	if _, err := checkDataFormat(*dataDir); err != nil {
+		return fail("%v", err)
+	}
 	srcSnap, srcWAL := memberDirs(*dataDir, *walDir)
 	c, err := takeConsistentCopy(srcSnap, srcWAL)
 	if err != nil {

@@ -108,7 +108,10 @@ var formBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return 
 // The usual request (a query and, for POST and PUT, a body of type
 // application/x-www-form-urlencoded, all well formed) is parsed by hand
 // without building r.Form; anything else is handed to ParseForm, with the
-// body replayed if it was read.
+// body replayed if it was read. The hand parser still pays
+// (BenchmarkParseKeyRequest, medians of 6 interleaved runs, 2026-12-01):
+// a PUT with a 64-byte value, ParseForm: 4605 ns/op, 12 allocs; this:
+// 991 ns/op, 2 allocs; a GET with a query, 1456 vs 549 ns/op.
 func readKeyParams(r *http.Request, p *keyParams) error {
 	tooLarge := false
 	if formFastPath && r.Form == nil && r.PostForm == nil && r.URL != nil {

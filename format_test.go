@@ -65,6 +65,11 @@ func TestFormatGoldenDataDir(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"dir":true`) {
 		t.Fatalf("recorded directory after recovery: %d %s", code, body)
 	}
+	// the recorded dir predates member/version: it is format 1, and the
+	// start records so
+	if b, err := os.ReadFile(dataFormatPath(dir)); err != nil || string(b) != "1\n" {
+		t.Fatalf("version file after recovery: %q, %v", b, err)
+	}
 }
 
 // formatRecord writes a fresh data dir to testdata/format/datadir.
@@ -92,4 +97,7 @@ func formatRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = os.Remove(filepath.Join(formatGoldenDir, dataDirLockName))
+	// kept without member/version, so the test goes on checking that a
+	// data dir from before the file starts
+	_ = os.Remove(dataFormatPath(formatGoldenDir))
 }

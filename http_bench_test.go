@@ -105,7 +105,8 @@ func BenchmarkKeysHandler(b *testing.B) {
 	}
 }
 
-// BenchmarkParseKeyRequest is the parsing of a keys request alone.
+// BenchmarkParseKeyRequest is the parsing of a keys request alone, by the
+// hand form parser and by http.Request.ParseForm (the parser's fallback).
 func BenchmarkParseKeyRequest(b *testing.B) {
 	value := strings.Repeat("x", 64)
 	cases := []struct{ name, method, target, body string }{
@@ -116,17 +117,25 @@ func BenchmarkParseKeyRequest(b *testing.B) {
 	}
 	now := time.Now()
 	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			br := newBenchRequest(c.method, c.target, c.body)
-			var kr keyRequest
-			b.ReportAllocs()
-			for b.Loop() {
-				kr = keyRequest{}
-				if err := parseKeyRequest(br.reset(), now, &kr); err != nil {
-					b.Fatal(err)
+		for _, variant := range []struct {
+			name string
+			fast bool
+		}{{"hand", true}, {"ParseForm", false}} {
+			b.Run(c.name+"/"+variant.name, func(b *testing.B) {
+				saved := formFastPath
+				formFastPath = variant.fast
+				defer func() { formFastPath = saved }()
+				br := newBenchRequest(c.method, c.target, c.body)
+				var kr keyRequest
+				b.ReportAllocs()
+				for b.Loop() {
+					kr = keyRequest{}
+					if err := parseKeyRequest(br.reset(), now, &kr); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -124,6 +124,9 @@ func startServer(cfg *config) (*server, error) {
 			s.closeStorage()
 		}
 	}()
+	if err := ensureDataFormat(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if s.tls, err = newTLSSetup(cfg); err != nil {
 		return nil, err
 	}

@@ -154,7 +154,12 @@ var plainJSON = func() (t [256]bool) {
 // appendString appends s as a JSON string exactly as etcd 3.4 writes it
 // (encoding/json of Go 1.19): HTML-sensitive characters, U+2028 and U+2029
 // escaped, control characters other than \n, \r and \t as \u00XX, invalid
-// UTF-8 replaced by U+FFFD.
+// UTF-8 replaced by U+FFFD. Written by hand because it still pays
+// (BenchmarkAppendString, medians of 6 interleaved runs, 2026-12-01): a
+// 64-byte ASCII value, encoding/json (an Encoder into a reused buffer):
+// 597 ns/op, 1 alloc; this: 238 ns/op, none; with HTML escapes 880 vs 460
+// ns/op. (The encoding/json of Go 1.22 and later also writes \b and \f
+// as such, which etcd 3.4's did not.)
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0

@@ -2,7 +2,12 @@ package kv
 
 // ttlHeap orders the nodes that have a TTL by expiration time, earliest
 // first, with ties broken by path so that every member pops them in the same
-// order.
+// order. It is written by hand rather than on container/heap because that
+// still pays: container/heap: 612 ns/op, this: 515 ns/op (BenchmarkTTLHeap,
+// 10,000 nodes, medians of 15 interleaved runs); a set with a TTL among
+// 10,000 such keys, with the store's heap on container/heap: 1433 ns/op,
+// this: 1134 ns/op (BenchmarkStoreSetTTL, medians of 20 interleaved runs of
+// the two builds), 2026-12-01.
 type ttlHeap struct {
 	nodes []*node
 }

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"container/list"
 	"path"
 	"strings"
 )
@@ -21,7 +22,7 @@ type Watcher struct {
 	key        string
 	removed    bool
 	hub        *watcherHub
-	elem       *watcherElem
+	elem       *list.Element // w in its path's list; nil once out of it
 }
 
 // EventChan delivers the watcher's events.
@@ -44,55 +45,22 @@ func (w *Watcher) notify(e *Event, originalPath, deleted bool) bool {
 	return true
 }
 
-// watcherElem links the watchers on one path.
-type watcherElem struct {
-	w          *Watcher
-	prev, next *watcherElem
-}
-
-type watcherList struct {
-	head, tail *watcherElem
-	n          int
-}
-
-func (l *watcherList) push(w *Watcher) {
-	e := &watcherElem{w: w, prev: l.tail}
-	if l.tail != nil {
-		l.tail.next = e
-	} else {
-		l.head = e
-	}
-	l.tail = e
-	l.n++
-	w.elem = e
-}
-
-func (l *watcherList) unlink(e *watcherElem) {
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
-		l.head = e.next
-	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	} else {
-		l.tail = e.prev
-	}
-	e.prev, e.next = nil, nil
-	l.n--
-}
-
 // watcherHub indexes watchers by the path they watch, so an event wakes
 // only the watchers on its path and its ancestors. It is guarded by the
-// store's lock.
+// store's lock. A path's watchers are a container/list: the hand-written
+// list it replaced was faster by itself (BenchmarkWatcherList, a walk of 100:
+// container/list 552 ns/op, hand 480 ns/op, medians of 15 interleaved runs)
+// but not in the watch it serves (BenchmarkStoreWatchSet, ten one-shot
+// watches woken by a set: container/list 16983 ns/op, hand 17999 ns/op,
+// medians of 12 interleaved runs of the two builds, 2026-12-01).
 type watcherHub struct {
-	watchers map[string]*watcherList
+	watchers map[string]*list.List // Values are *Watcher
 	count    int
 	history  *history
 }
 
 func newWatcherHub() *watcherHub {
-	return &watcherHub{watchers: map[string]*watcherList{}, history: newHistory(HistorySize)}
+	return &watcherHub{watchers: map[string]*list.List{}, history: newHistory(HistorySize)}
 }
 
 func (h *watcherHub) watch(key string, recursive, stream bool, since, storeIndex uint64) (*Watcher, *Error) {
@@ -129,10 +97,10 @@ func (h *watcherHub) watch(key string, recursive, stream bool, since, storeIndex
 	}
 	l := h.watchers[key]
 	if l == nil {
-		l = &watcherList{}
+		l = list.New()
 		h.watchers[key] = l
 	}
-	l.push(w)
+	w.elem = l.PushBack(w)
 	h.count++
 	return w, nil
 }
@@ -144,8 +112,8 @@ func (h *watcherHub) removeLocked(w *Watcher) {
 	}
 	w.removed = true
 	if l := h.watchers[w.key]; l != nil && w.elem != nil {
-		l.unlink(w.elem)
-		if l.n == 0 {
+		l.Remove(w.elem)
+		if l.Len() == 0 {
 			delete(h.watchers, w.key)
 		}
 		h.count--
@@ -181,18 +149,18 @@ func (h *watcherHub) notifyWatchers(e *Event, watchPath string, deleted bool) {
 	if !originalPath && !deleted && isHidden(watchPath, e.Node.Key) {
 		return
 	}
-	for el := l.head; el != nil; {
-		next := el.next
-		w := el.w
+	for el := l.Front(); el != nil; {
+		next := el.Next()
+		w := el.Value.(*Watcher)
 		if w.notify(e, originalPath, deleted) && !w.stream && !w.removed {
 			w.removed = true
-			l.unlink(el)
+			l.Remove(el)
 			w.elem = nil
 			h.count--
 		}
 		el = next
 	}
-	if l.n == 0 {
+	if l.Len() == 0 {
 		delete(h.watchers, watchPath)
 	}
 }
