@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -256,5 +257,102 @@ func TestProxyClientHandlerLimits(t *testing.T) {
 		if srv.MaxHeaderBytes != maxHeaderBytes || srv.ReadHeaderTimeout != readHeaderTimeout || srv.IdleTimeout != idleTimeout {
 			t.Errorf("proxy server limits: header %d bytes, %v; idle %v", srv.MaxHeaderBytes, srv.ReadHeaderTimeout, srv.IdleTimeout)
 		}
+	}
+}
+
+// TestDiscoveryTLS: a token on an https discovery service whose CA is the
+// one of --peer-trusted-ca-file: two members with https peer URLs (and
+// peer certificate auth) register and bootstrap; a third finds the token
+// full and becomes a proxy that reads the member list from their https
+// peer URLs. Without the CA, the service is not trusted.
+func TestDiscoveryTLS(t *testing.T) {
+	p := newTestPKI(t)
+	svc := p.leaf("discovery", leafOpts{cn: "discovery", ca: p.ca})
+	host := startTLSMember(t, transportSecurity{CertFile: svc.cert, KeyFile: svc.key})
+	hc := tlsClient(t, p.ca.file, nil)
+	if code, body, err := tlsDo(t, hc, "PUT", host.URL+"/v2/keys/_etcd/registry/tls/_config/size", url.Values{"value": {"2"}}); err != nil || code != 201 {
+		t.Fatalf("set size: %d %s %v", code, body, err)
+	}
+	durl := host.URL + "/v2/keys/_etcd/registry/tls"
+	peer := p.leaf("peer", leafOpts{cn: "peer", ca: p.ca})
+	tlsDiscoveryConfig := func(name string) *config {
+		cfg := discoveryConfig(t, name, durl)
+		for _, u := range append(cfg.ListenPeerURLs, cfg.InitialAdvertisePeerURLs...) {
+			u.Scheme = "https"
+		}
+		cfg.PeerTLS = transportSecurity{CertFile: peer.cert, KeyFile: peer.key, ClientCertAuth: true, TrustedCAFile: p.ca.file}
+		return cfg
+	}
+
+	// the CA not given: Go's roots do not know it
+	untrusted := discoveryConfig(t, "x", durl)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	d, err := newDiscovery(untrusted, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.size(ctx); err == nil {
+		t.Fatal("an https discovery service of an unknown CA was trusted")
+	}
+	cancel()
+
+	nodes := make([]node, 2)
+	errs := make([]error, 2)
+	done := make(chan int)
+	for i := range nodes {
+		cfg := tlsDiscoveryConfig(fmt.Sprintf("m%d", i))
+		go func(i int) {
+			nodes[i], errs[i] = startNode(context.Background(), cfg)
+			done <- i
+		}(i)
+	}
+	for range nodes {
+		select {
+		case i := <-done:
+			if errs[i] != nil {
+				t.Fatalf("m%d: %v", i, errs[i])
+			}
+			stopNode(t, nodes[i])
+		case <-time.After(30 * time.Second):
+			t.Fatal("the members never bootstrapped through the https token")
+		}
+	}
+	var servers []*server
+	for i, n := range nodes {
+		s, ok := n.(*server)
+		if !ok {
+			t.Fatalf("m%d started as %T", i, n)
+		}
+		servers = append(servers, s)
+	}
+	waitFor(t, 15*time.Second, "two published members", func() bool {
+		for _, s := range servers {
+			if s.leader.Load() == 0 || len(membersFromStore(s.store)) != 2 {
+				return false
+			}
+			for _, m := range membersFromStore(s.store) {
+				if len(m.PeerURLs) == 0 || !strings.HasPrefix(m.PeerURLs[0], "https://") {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	m0 := "http://" + servers[0].ClientAddrs()[0]
+	putValue(t, m0, "k", "v")
+
+	// the third finds the token full: a proxy, reading the members over TLS
+	n3, err := startNode(context.Background(), tlsDiscoveryConfig("m2"))
+	if err != nil {
+		t.Fatalf("m2: %v", err)
+	}
+	stopNode(t, n3)
+	px, ok := n3.(*proxy)
+	if !ok {
+		t.Fatalf("m2 started as %T, want a proxy", n3)
+	}
+	waitFor(t, 10*time.Second, "the proxy to learn the members", func() bool { return len(px.available()) == 2 })
+	if got := getValue(t, "http://"+px.ClientAddrs()[0], "k"); got != "v" {
+		t.Fatalf("k through the proxy: %q", got)
 	}
 }
