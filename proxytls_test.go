@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -354,5 +356,41 @@ func TestDiscoveryTLS(t *testing.T) {
 	waitFor(t, 10*time.Second, "the proxy to learn the members", func() bool { return len(px.available()) == 2 })
 	if got := getValue(t, "http://"+px.ClientAddrs()[0], "k"); got != "v" {
 		t.Fatalf("k through the proxy: %q", got)
+	}
+}
+
+// TestSRVTLSProxy: a proxy on _etcd-server-ssl records reaches the peers'
+// https URLs with the peer TLS and the members' https client URLs with the
+// client certificate.
+func TestSRVTLSProxy(t *testing.T) {
+	p := newTestPKI(t)
+	c := tlsClientCluster(t, p)
+	var srvs []testSRV
+	for _, m := range c.members {
+		port, err := strconv.Atoi(m.cfg.InitialAdvertisePeerURLs[0].Port())
+		if err != nil {
+			t.Fatal(err)
+		}
+		srvs = append(srvs, testSRV{"localhost.", uint16(port)})
+	}
+	dns := startTestDNS(t, map[string][]testSRV{"_etcd-server-ssl._tcp.tls.test.": srvs},
+		map[string][]net.IP{"localhost.": {net.ParseIP("127.0.0.1")}})
+	leaf := p.leaf("proxy", leafOpts{cn: "proxy", ca: p.ca})
+	cfg := &config{Name: "p", DataDir: t.TempDir(), Proxy: "on", DiscoverySRV: "tls.test", resolver: dns.resolver(),
+		ListenClientURLs: mustURLs(t, "http://127.0.0.1:0"), ListenPeerURLs: mustURLs(t, "http://127.0.0.1:0"), InitialClusterState: "new",
+		ClientTLS: transportSecurity{CertFile: leaf.cert, KeyFile: leaf.key, TrustedCAFile: p.ca.file},
+		PeerTLS:   transportSecurity{CertFile: leaf.cert, KeyFile: leaf.key, TrustedCAFile: p.ca.file}}
+	setProxyTimings(cfg)
+	n, err := startNode(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopNode(t, n)
+	px := n.(*proxy)
+	waitFor(t, 10*time.Second, "the proxy to learn the members", func() bool { return len(px.available()) == 3 })
+	purl := "http://" + px.ClientAddrs()[0]
+	putValue(t, purl, "srv", "tls")
+	if got := getValue(t, purl, "srv"); got != "tls" {
+		t.Fatalf("srv through the SRV proxy: %q", got)
 	}
 }
