@@ -301,9 +301,20 @@ func fetchPeerMembers(client *http.Client, peer string) ([]memberView, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s/members: %s", peer, resp.Status)
 	}
-	var ms []memberView
-	if err := json.Unmarshal(b, &ms); err != nil {
+	// etcd's peers give the id as a number, etcdlite's as hex: the
+	// proxy needs only the URLs
+	var raw []struct {
+		ID         json.RawMessage `json:"id"`
+		Name       string          `json:"name"`
+		PeerURLs   []string        `json:"peerURLs"`
+		ClientURLs []string        `json:"clientURLs"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("%s/members: %w", peer, err)
+	}
+	ms := make([]memberView, len(raw))
+	for i, m := range raw {
+		ms[i] = memberView{ID: strings.Trim(string(m.ID), `"`), Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs}
 	}
 	return ms, nil
 }

@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -392,5 +394,40 @@ func TestSRVTLSProxy(t *testing.T) {
 	putValue(t, purl, "srv", "tls")
 	if got := getValue(t, purl, "srv"); got != "tls" {
 		t.Fatalf("srv through the SRV proxy: %q", got)
+	}
+}
+
+// TestProxyReadsEtcdPeerMembers: the member list of etcd's peers (ids as
+// numbers, recorded) and of etcdlite's (ids as hex) both give the URLs.
+func TestProxyReadsEtcdPeerMembers(t *testing.T) {
+	etcdBody, err := os.ReadFile("testdata/proxytls/etcd-peer-members.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, body, wantID string
+	}{
+		{"etcd", string(etcdBody), "8710596273587983073"},
+		{"etcdlite", `[{"id":"78e1b9b8b4a6e3e1","name":"m","peerURLs":["http://127.0.0.1:22602"],"clientURLs":["http://127.0.0.1:22601"]}]`, "78e1b9b8b4a6e3e1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/members" {
+					http.NotFound(w, r)
+					return
+				}
+				io.WriteString(w, tc.body)
+			}))
+			defer hs.Close()
+			ms, err := fetchPeerMembers(hs.Client(), hs.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ms) != 1 || ms[0].ID != tc.wantID || ms[0].Name != "m" ||
+				fmt.Sprint(ms[0].PeerURLs) != "[http://127.0.0.1:22602]" || fmt.Sprint(ms[0].ClientURLs) != "[http://127.0.0.1:22601]" {
+				t.Fatalf("%+v", ms)
+			}
+		})
 	}
 }
