@@ -1,8 +1,10 @@
 // proxy.go owns proxy mode (--proxy on|readonly, and a member that found
 // its discovery token full): the client API forwarded to the cluster's
 // members, their list kept fresh from the peers, failed members skipped for
-// a while. A proxy keeps no raft state; it writes only proxy/cluster (the
-// peer URLs it knows) in its data dir, as etcd's v2 proxy does.
+// a while, over TLS where the URLs are https (the client side's listener
+// and certificate, the peer side's for the member list). A proxy keeps no
+// raft state; it writes only proxy/cluster (the peer URLs it knows) in its
+// data dir, as etcd's v2 proxy does.
 package main
 
 import (
