@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -191,6 +193,9 @@ func newDiscovery(cfg *config, selfID uint64) (*discovery, error) {
 		ResponseHeaderTimeout: 0, // watches wait as long as they must
 		MaxIdleConnsPerHost:   2,
 	}
+	if tr.TLSClientConfig, err = discoveryTLS(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.DiscoveryProxy != "" {
 		pu, err := url.Parse(cfg.DiscoveryProxy)
 		if err != nil || pu.Host == "" {
@@ -204,6 +209,49 @@ func newDiscovery(cfg *config, selfID uint64) (*discovery, error) {
 		retry = time.Second
 	}
 	return &discovery{base: u, dirKey: dirKey, client: &http.Client{Transport: tr}, selfID: selfID, retryBase: retry}, nil
+}
+
+// discoveryTLS is the TLS configuration for an https discovery URL: the
+// system's roots, as etcd's discovery client trusts, and besides them the
+// CAs of --peer-trusted-ca-file and --trusted-ca-file (so that a token on
+// a cluster of the operator's own CA works); the peer certificate, when
+// given, is presented should the service ask for one. nil when no CA file
+// is given: Go's defaults.
+func discoveryTLS(cfg *config) (*tls.Config, error) {
+	var cas []string
+	for _, f := range []string{cfg.PeerTLS.TrustedCAFile, cfg.ClientTLS.TrustedCAFile} {
+		if f != "" {
+			cas = append(cas, f)
+		}
+	}
+	if len(cas) == 0 && !cfg.PeerTLS.hasCert() {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if len(cas) > 0 {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		for _, f := range cas {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("discovery: read trusted CA: %w", err)
+			}
+			if !pool.AppendCertsFromPEM(b) {
+				return nil, fmt.Errorf("discovery: %s: no PEM certificate found", f)
+			}
+		}
+		tc.RootCAs = pool
+	}
+	if cfg.PeerTLS.CertFile != "" && cfg.PeerTLS.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.PeerTLS.CertFile, cfg.PeerTLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("discovery: peer certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 // request sends one keys API request for the token directory (sub is a

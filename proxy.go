@@ -1,13 +1,16 @@
 // proxy.go owns proxy mode (--proxy on|readonly, and a member that found
 // its discovery token full): the client API forwarded to the cluster's
 // members, their list kept fresh from the peers, failed members skipped for
-// a while. A proxy keeps no raft state; it writes only proxy/cluster (the
-// peer URLs it knows) in its data dir, as etcd's v2 proxy does.
+// a while, over TLS where the URLs are https (the client side's listener
+// and certificate, the peer side's for the member list). A proxy keeps no
+// raft state; it writes only proxy/cluster (the peer URLs it knows) in its
+// data dir, as etcd's v2 proxy does.
 package main
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +24,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -38,6 +42,8 @@ type proxy struct {
 	readonly    bool
 	failureWait time.Duration
 	transport   *http.Transport // to the members, with the proxy's timeouts
+	peerClient  *http.Transport // to the peers, for the member list
+	tls         *tlsSetup       // the client side serves the https listeners
 	clusterFile string
 
 	mu        sync.Mutex
@@ -73,7 +79,9 @@ func startProxy(ctx context.Context, cfg *config, found map[string][]*url.URL) (
 		stopc:       make(chan struct{}),
 		done:        make(chan struct{}),
 	}
-	p.transport = newTimeoutTransport(ms(cfg.ProxyDialTimeoutMs), ms(cfg.ProxyReadTimeoutMs), ms(cfg.ProxyWriteTimeoutMs))
+	if err := p.setupTransports(); err != nil {
+		return nil, err
+	}
 	slog.Warn("proxy: this proxy supports v2 API only!")
 	peers, err := p.initialPeers(ctx, found)
 	if err != nil {
@@ -97,7 +105,10 @@ func startProxy(ctx context.Context, cfg *config, found map[string][]*url.URL) (
 		}
 	}
 	p.refresh()
-	handler := p.handler()
+	// the limits, CORS and host checks of a member's client handler
+	// (http.go); limits.go's code needs only the configuration
+	limits := &server{cfg: cfg}
+	handler := hostGuard(newHostPolicy(cfg.HostWhitelist), limits.limitRequests(p.handler()))
 	for _, u := range cfg.ListenClientURLs {
 		ln, err := net.Listen("tcp", u.Host)
 		if err != nil {
@@ -106,8 +117,13 @@ func startProxy(ctx context.Context, cfg *config, found map[string][]*url.URL) (
 			}
 			return nil, fmt.Errorf("listen on client URL %s: %w", u, err)
 		}
+		if u.Scheme == "https" {
+			ln = newTLSListener(ln, p.tls.client) // newTLSSetup made sure it is set
+		}
 		p.listeners = append(p.listeners, ln)
-		p.httpServers = append(p.httpServers, &http.Server{Addr: ln.Addr().String(), Handler: handler})
+		srv := &http.Server{Addr: ln.Addr().String(), Handler: handler}
+		limits.limitServer(srv)
+		p.httpServers = append(p.httpServers, srv)
 	}
 	for i, srv := range p.httpServers {
 		go func(srv *http.Server, ln net.Listener) {
@@ -217,7 +233,7 @@ func (p *proxy) refresh() {
 	p.mu.Lock()
 	peers := append([]string(nil), p.peerURLs...)
 	p.mu.Unlock()
-	client := &http.Client{Transport: p.transport, Timeout: 5 * time.Second}
+	client := &http.Client{Transport: p.peerClient, Timeout: 5 * time.Second}
 	var members []memberView
 	var lastErr error
 	for _, peer := range peers {
@@ -287,9 +303,20 @@ func fetchPeerMembers(client *http.Client, peer string) ([]memberView, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s/members: %s", peer, resp.Status)
 	}
-	var ms []memberView
-	if err := json.Unmarshal(b, &ms); err != nil {
+	// etcd's peers give the id as a number, etcdlite's as hex: the
+	// proxy needs only the URLs
+	var raw []struct {
+		ID         json.RawMessage `json:"id"`
+		Name       string          `json:"name"`
+		PeerURLs   []string        `json:"peerURLs"`
+		ClientURLs []string        `json:"clientURLs"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("%s/members: %w", peer, err)
+	}
+	ms := make([]memberView, len(raw))
+	for i, m := range raw {
+		ms[i] = memberView{ID: strings.Trim(string(m.ID), `"`), Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs}
 	}
 	return ms, nil
 }
@@ -346,19 +373,23 @@ func (p *proxy) failed(e *proxyEndpoint, err error) {
 }
 
 // handler is the proxy's client API: its own /v2/config/local/proxy and
-// everything else forwarded.
+// everything else forwarded, with --cors's headers; a readonly proxy
+// refuses all but GET before CORS, as etcd's does.
 func (p *proxy) handler() http.Handler {
+	h := cors(newCORSPolicy(p.cfg.CORS), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/config/local/proxy" {
+			p.serveConfig(w, r)
+			return
+		}
+		p.forward(w, r)
+	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p.readonly && r.Method != http.MethodGet {
 			w.Header().Set("Content-Length", "0")
 			w.WriteHeader(http.StatusNotImplemented)
 			return
 		}
-		if r.URL.Path == "/v2/config/local/proxy" {
-			p.serveConfig(w, r)
-			return
-		}
-		p.forward(w, r)
+		h.ServeHTTP(w, r)
 	})
 }
 
@@ -445,10 +476,103 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request) {
 }
 
 // isDialError tells whether err happened before any byte of the request
-// was sent.
+// was sent: dialing, or the TLS handshake.
 func isDialError(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	var hs *handshakeError
+	return (errors.As(err, &op) && op.Op == "dial") || errors.As(err, &hs)
+}
+
+// handshakeError is a failed TLS handshake with a member or peer: no byte
+// of a request was sent.
+type handshakeError struct {
+	addr string
+	err  error
+}
+
+// Error says with whom the handshake failed.
+func (e *handshakeError) Error() string { return "TLS handshake with " + e.addr + ": " + e.err.Error() }
+
+// Unwrap returns the handshake's error.
+func (e *handshakeError) Unwrap() error { return e.err }
+
+// setupTransports makes the proxy's TLS and its transports, as etcd's
+// proxy does: to the members with the client TLS (--cert-file and
+// --key-file as the client certificate, --trusted-ca-file for theirs), or
+// the peer TLS when no client certificate is given, and to the peers (for
+// the member list) with the peer TLS. Unlike etcd, a --trusted-ca-file
+// given without a certificate is still used to check the members'.
+func (p *proxy) setupTransports() error {
+	setup, err := newTLSSetup(p.cfg)
+	if err != nil {
+		return err
+	}
+	p.tls = setup
+	dial, read, write := ms(p.cfg.ProxyDialTimeoutMs), ms(p.cfg.ProxyReadTimeoutMs), ms(p.cfg.ProxyWriteTimeoutMs)
+	var members func(string) (*tls.Config, error)
+	switch sec := p.cfg.ClientTLS; {
+	case setup.client != nil: // https listeners: the side is read already
+		members = setup.client.clientConfig
+	case sec.hasCert():
+		ciphers, _ := tlsCipherSuites(p.cfg.CipherSuites) // newTLSSetup checked them
+		side := &tlsSide{name: "client", sec: sec, ciphers: ciphers, now: time.Now}
+		if err := side.refresh(); err != nil {
+			return fmt.Errorf("client TLS: %w", err)
+		}
+		members = side.clientConfig
+	case setup.peer != nil:
+		members = setup.peer.clientConfig
+	case sec.TrustedCAFile != "":
+		if _, err := loadCertPool(sec.TrustedCAFile); err != nil {
+			return fmt.Errorf("client TLS: %w", err)
+		}
+		members = func(host string) (*tls.Config, error) {
+			pool, err := loadCertPool(sec.TrustedCAFile)
+			if err != nil {
+				return nil, err
+			}
+			return &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host, RootCAs: pool, NextProtos: []string{"http/1.1"}}, nil
+		}
+	}
+	p.transport = withTLS(newTimeoutTransport(dial, read, write), members)
+	var peers func(string) (*tls.Config, error)
+	if setup.peer != nil {
+		peers = setup.peer.clientConfig
+	}
+	p.peerClient = withTLS(newTimeoutTransport(dial, read, write), peers)
+	return nil
+}
+
+// withTLS makes tr reach https URLs with the configuration conf gives for
+// each host, asked for every new connection so that rotated files are
+// used; with a nil conf, tr keeps Go's (the system's roots, no client
+// certificate).
+func withTLS(tr *http.Transport, conf func(host string) (*tls.Config, error)) *http.Transport {
+	if conf == nil {
+		return tr
+	}
+	dial := tr.DialContext
+	tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		tc, err := conf(host)
+		if err != nil {
+			return nil, &handshakeError{addr: addr, err: err}
+		}
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		conn := tls.Client(c, tc)
+		if err := conn.HandshakeContext(ctx); err != nil {
+			_ = c.Close()
+			return nil, &handshakeError{addr: addr, err: err}
+		}
+		return conn, nil
+	}
+	return tr
 }
 
 // outRequest is r addressed to the endpoint target.
@@ -484,6 +608,12 @@ func (p *proxy) outRequest(r *http.Request, target *url.URL, body []byte) (*http
 func copyResponse(w http.ResponseWriter, resp *http.Response) {
 	defer resp.Body.Close()
 	for k, v := range resp.Header {
+		// the cross-origin headers are the proxy's own (--cors, set
+		// before forwarding): a member's "*" must not widen them. etcd's
+		// proxy sends both, which browsers refuse as duplicates.
+		if strings.HasPrefix(k, "Access-Control-") {
+			continue
+		}
 		w.Header()[k] = v
 	}
 	for _, h := range hopHeaders {
@@ -591,6 +721,7 @@ func (p *proxy) Shutdown(ctx context.Context) error {
 		}
 		p.wg.Wait()
 		p.transport.CloseIdleConnections()
+		p.peerClient.CloseIdleConnections()
 	})
 	return nil
 }
