@@ -286,9 +286,12 @@ func fetchCluster(cfg *config, peerTLS *tlsSide) (uint64, []memberView, error) {
 				lastErr = err
 				continue
 			}
-			var ms []memberView
-			err = json.NewDecoder(resp.Body).Decode(&ms)
+			b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 			resp.Body.Close()
+			var ms []memberView
+			if err == nil {
+				ms, err = decodePeerMembers(b)
+			}
 			if err != nil {
 				lastErr = fmt.Errorf("%s/members: %w", u, err)
 				continue

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -609,4 +610,25 @@ func TestClusterLeaderKeepsLeadingWhileEncodingSnapshot(t *testing.T) {
 		des, _ := os.ReadDir(snapDir)
 		return len(des) > 0
 	})
+}
+
+// TestPeerMembersAsEtcd: a peer's GET /members gives each id as a JSON
+// number, field for field as etcd 3.4 does (testdata/proxytls holds
+// etcd's answer), so etcd's proxies and joining members read it; and
+// what it gives decodes back to the members.
+func TestPeerMembersAsEtcd(t *testing.T) {
+	m := startTestMember(t, nil)
+	rec := httptest.NewRecorder()
+	m.peerHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/members", nil))
+	if rec.Code != 200 {
+		t.Fatalf("GET /members: %d %s", rec.Code, rec.Body)
+	}
+	want := fmt.Sprintf(`[{"id":%d,"peerURLs":`, m.id)
+	if !strings.HasPrefix(rec.Body.String(), want) {
+		t.Fatalf("GET /members: %s, want it to start %s", rec.Body, want)
+	}
+	ms, err := decodePeerMembers(rec.Body.Bytes())
+	if err != nil || len(ms) != 1 || ms[0].ID != idString(m.id) || ms[0].Name != "t" {
+		t.Fatalf("decoded %+v, %v", ms, err)
+	}
 }

@@ -608,11 +608,15 @@ func (s *server) peerHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/members", func(w http.ResponseWriter, r *http.Request) {
 		ms := membersFromStore(s.store)
-		views := make([]memberView, len(ms))
+		views := make([]peerMemberView, len(ms))
 		for i, m := range ms {
-			views[i] = m.view()
+			views[i] = peerMemberView{ID: m.ID, PeerURLs: m.PeerURLs, Name: m.Name, ClientURLs: m.ClientURLs}
 		}
-		b, _ := json.Marshal(views)
+		b, err := json.Marshal(views)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.Header()["X-Etcd-Cluster-Id"] = []string{idString(s.clusterID)}
 		writeJSON(w, http.StatusOK, b)
 	})

@@ -120,6 +120,45 @@ type memberView struct {
 	ClientURLs []string `json:"clientURLs"`
 }
 
+// peerMemberView is a member as a peer's GET /members gives it: as etcd
+// does, the id is a JSON number there (the client API's /v2/members gives
+// it in hex), so that etcd's proxies and members read etcdlite's list.
+type peerMemberView struct {
+	ID         uint64   `json:"id"`
+	PeerURLs   []string `json:"peerURLs"`
+	Name       string   `json:"name"`
+	ClientURLs []string `json:"clientURLs"`
+}
+
+// decodePeerMembers reads a peer's GET /members answer. The id is a JSON
+// number (etcd, etcdlite) or a hex string (etcdlite builds before it
+// followed etcd), so members of either kind can join through each other.
+func decodePeerMembers(b []byte) ([]memberView, error) {
+	var raw []struct {
+		ID         json.RawMessage `json:"id"`
+		Name       string          `json:"name"`
+		PeerURLs   []string        `json:"peerURLs"`
+		ClientURLs []string        `json:"clientURLs"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, err
+	}
+	ms := make([]memberView, len(raw))
+	for i, r := range raw {
+		var id uint64
+		var hex string
+		if err := json.Unmarshal(r.ID, &hex); err == nil {
+			if id, err = parseID(hex); err != nil {
+				return nil, fmt.Errorf("member %d: id %q: %w", i, hex, err)
+			}
+		} else if err := json.Unmarshal(r.ID, &id); err != nil {
+			return nil, fmt.Errorf("member %d: id %s is neither a number nor a hex string", i, r.ID)
+		}
+		ms[i] = memberView{ID: idString(id), Name: r.Name, PeerURLs: r.PeerURLs, ClientURLs: r.ClientURLs}
+	}
+	return ms, nil
+}
+
 func (m *member) view() memberView {
 	return memberView{ID: idString(m.ID), Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs}
 }

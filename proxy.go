@@ -303,20 +303,9 @@ func fetchPeerMembers(client *http.Client, peer string) ([]memberView, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s/members: %s", peer, resp.Status)
 	}
-	// etcd's peers give the id as a number, etcdlite's as hex: the
-	// proxy needs only the URLs
-	var raw []struct {
-		ID         json.RawMessage `json:"id"`
-		Name       string          `json:"name"`
-		PeerURLs   []string        `json:"peerURLs"`
-		ClientURLs []string        `json:"clientURLs"`
-	}
-	if err := json.Unmarshal(b, &raw); err != nil {
+	ms, err := decodePeerMembers(b)
+	if err != nil {
 		return nil, fmt.Errorf("%s/members: %w", peer, err)
-	}
-	ms := make([]memberView, len(raw))
-	for i, m := range raw {
-		ms[i] = memberView{ID: strings.Trim(string(m.ID), `"`), Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs}
 	}
 	return ms, nil
 }
