@@ -70,6 +70,8 @@ func clusterID(ids []uint64) uint64 {
 	return binary.BigEndian.Uint64(sum[:8])
 }
 
+// idString formats a member or cluster id in hex, as the wire, the API and
+// the logs show it.
 func idString(id uint64) string { return strconv.FormatUint(id, 16) }
 
 func parseID(s string) (uint64, error) { return strconv.ParseUint(s, 16, 64) }
