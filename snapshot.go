@@ -35,9 +35,6 @@ const (
 	snapTempSuffix = ".tmp"
 )
 
-// snapCRCTable is the CRC-32C (Castagnoli) table for snapshot checksums.
-var snapCRCTable = crc32.MakeTable(crc32.Castagnoli)
-
 // Snapshotter stores raft snapshots as checksummed files in one directory.
 type Snapshotter struct {
 	mu  sync.Mutex
@@ -61,7 +58,7 @@ type snapFile struct {
 
 // snapChecksum computes the checksum of every field of f but CRC.
 func snapChecksum(f *snapFile) uint32 {
-	h := crc32.New(snapCRCTable)
+	h := crc32.New(walCRCTable)
 	var b [8]byte
 	putBytes := func(h hash.Hash32, p []byte) {
 		binary.LittleEndian.PutUint64(b[:], uint64(len(p)))

@@ -60,7 +60,8 @@ var walSegmentSize int64 = 64 << 20
 // (--max-wals); 0 keeps every segment.
 var walMaxFiles = 5
 
-// walCRCTable is the CRC-32C (Castagnoli) table used by all WAL checksums.
+// walCRCTable is the CRC-32C (Castagnoli) table of every checksum on disk:
+// WAL records and snapshot files (snapshot.go). Never written after start.
 var walCRCTable = crc32.MakeTable(crc32.Castagnoli)
 
 // walErrCorrupt is wrapped by every error that reports damage in a segment.
