@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -135,26 +136,26 @@ func parseInitialCluster(v string) (map[string][]*url.URL, error) {
 	return out, nil
 }
 
+// urlStrings is urlsToStrings sorted: the order-free form of a URL list
+// for messages and comparisons.
 func urlStrings(us []*url.URL) []string {
-	out := make([]string, len(us))
-	for i, u := range us {
-		out[i] = u.String()
-	}
+	out := urlsToStrings(us)
 	sort.Strings(out)
 	return out
 }
 
+// sameURLs reports whether a and b hold the same URLs in any order.
 func sameURLs(a, b []*url.URL) bool {
-	x, y := urlStrings(a), urlStrings(b)
-	if len(x) != len(y) {
-		return false
-	}
-	for i := range x {
-		if x[i] != y[i] {
-			return false
-		}
-	}
-	return true
+	return sameURLStrings(urlsToStrings(a), urlsToStrings(b))
+}
+
+// sameURLStrings reports whether a and b hold the same strings in any
+// order; neither is changed.
+func sameURLStrings(a, b []string) bool {
+	x, y := append([]string(nil), a...), append([]string(nil), b...)
+	sort.Strings(x)
+	sort.Strings(y)
+	return slices.Equal(x, y)
 }
 
 func main() {

@@ -126,6 +126,7 @@ func (m *member) view() memberView {
 	return memberView{ID: idString(m.ID), Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs}
 }
 
+// urlsToStrings is the text of each URL of us, in order.
 func urlsToStrings(us []*url.URL) []string {
 	out := make([]string, len(us))
 	for i, u := range us {

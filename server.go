@@ -443,9 +443,7 @@ func (s *server) join(walDir string) ([]memberView, error) {
 			return nil, err
 		}
 		for _, m := range ms {
-			theirs := append([]string(nil), m.PeerURLs...)
-			sort.Strings(theirs)
-			if strings.Join(theirs, ",") == strings.Join(mine, ",") {
+			if sameURLStrings(m.PeerURLs, mine) {
 				id, err := parseID(m.ID)
 				if err != nil {
 					return nil, fmt.Errorf("member %q of the running cluster has a bad id: %w", m.ID, err)

@@ -228,7 +228,6 @@ func NewTransport(localID, clusterID uint64, r transportRaft) *Transport {
 	return t
 }
 
-
 // SetPeerTLS gives the transport the peer TLS it needs for https peer
 // URLs: the peer certificate as client certificate, the peer CA for the
 // peers' certificates. Call it before AddPeer.
