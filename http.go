@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/pprof"
 	"path"
@@ -503,7 +502,7 @@ func (s *server) handleMembers(w http.ResponseWriter, r *http.Request) {
 		for i, m := range ms {
 			views[i] = m.view()
 		}
-		b, _ := json.Marshal(struct {
+		b := mustJSONBytes(struct {
 			Members []memberView `json:"members"`
 		}{views})
 		writeJSON(w, http.StatusOK, append(b, '\n'))
@@ -511,8 +510,7 @@ func (s *server) handleMembers(w http.ResponseWriter, r *http.Request) {
 		lead := s.leader.Load()
 		for _, m := range membersFromStore(s.store) {
 			if m.ID == lead {
-				b, _ := json.Marshal(m.view())
-				writeJSON(w, http.StatusOK, append(b, '\n'))
+				writeJSON(w, http.StatusOK, append(mustJSONBytes(m.view()), '\n'))
 				return
 			}
 		}
@@ -523,10 +521,9 @@ func (s *server) handleMembers(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeMembersError(w http.ResponseWriter, status int, msg string) {
-	b, _ := json.Marshal(struct {
+	writeJSON(w, status, mustJSONBytes(struct {
 		Message string `json:"message"`
-	}{msg})
-	writeJSON(w, status, b)
+	}{msg}))
 }
 
 // handleMachines lists every member's client URLs.
@@ -612,7 +609,7 @@ func (s *server) peerHandler() http.Handler {
 		for i, m := range ms {
 			views[i] = m.view()
 		}
-		b, _ := json.Marshal(views)
+		b := mustJSONBytes(views)
 		w.Header()["X-Etcd-Cluster-Id"] = []string{idString(s.clusterID)}
 		writeJSON(w, http.StatusOK, b)
 	})

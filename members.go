@@ -135,10 +135,15 @@ func urlsToStrings(us []*url.URL) []string {
 	return out
 }
 
-func mustJSON(v any) string {
+// mustJSON is the JSON text of v, a value of a type that always encodes
+// (no floats, channels or funcs); a failure is a bug and panics.
+func mustJSON(v any) string { return string(mustJSONBytes(v)) }
+
+// mustJSONBytes is mustJSON as bytes.
+func mustJSONBytes(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic(fmt.Sprintf("marshal %T: %v", v, err))
 	}
-	return string(b)
+	return b
 }

@@ -235,7 +235,7 @@ func (s *server) bootstrap(walDir string) ([]raft.Peer, error) {
 		id := memberID(urls, s.cfg.InitialClusterToken, 0)
 		ids = append(ids, id)
 		m := member{ID: id, Name: "", PeerURLs: urls}
-		ctx, _ := json.Marshal(m)
+		ctx := mustJSONBytes(m)
 		peers = append(peers, raft.Peer{ID: id, Context: ctx})
 		if name == s.cfg.Name {
 			s.id = id
