@@ -16,7 +16,8 @@ import (
 
 const keysURLPrefix = "/v2/keys"
 
-// bufPool holds the buffers answers are written in.
+// bufPool holds the buffers answers are written in and form bodies are
+// read into (form.go).
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // putBuf gives a buffer back to bufPool, b being what it grew into,
