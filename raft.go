@@ -606,7 +606,7 @@ func (s *server) maybeSnapshot() error {
 		if h := s.cfg.encodeHook; h != nil {
 			h(s.id)
 		}
-		data, err := s.stateSnapshot()
+		data, err := s.store.Save()
 		s.encoded <- encodedStore{data: data, err: err}
 	}()
 	return nil

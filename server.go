@@ -363,12 +363,6 @@ func pauseGC() (resume func()) {
 	}
 }
 
-// stateSnapshot is what a snapshot holds: the whole store, membership
-// included (it lives under /0).
-func (s *server) stateSnapshot() ([]byte, error) {
-	return s.store.Save()
-}
-
 // installSnapshot makes snap the state: raft's storage takes its metadata
 // (the store holds the data, so raft's storage need not), the store its data.
 func (s *server) installSnapshot(snap raftpb.Snapshot) error {
@@ -502,7 +496,7 @@ func (s *server) send(msgs []raftpb.Message) {
 	out := msgs[:0]
 	for _, m := range msgs {
 		if m.Type == raftpb.MsgSnap {
-			data, err := s.stateSnapshot()
+			data, err := s.store.Save() // the whole store, membership included (under /0)
 			if err != nil {
 				slog.Error("snapshot for a follower", "to", idString(m.To), "err", err)
 				s.rn.ReportSnapshot(m.To, raft.SnapshotFailure)

@@ -313,19 +313,6 @@ func (t *Transport) AddPeer(id uint64, urls []string) {
 	slog.Info("raft transport: peer added", "local", idString(t.localID), "peer", idString(id), "urls", urls)
 }
 
-// UpdatePeer changes the URLs of member id; a stream on a URL no longer
-// listed is reconnected.
-func (t *Transport) UpdatePeer(id uint64, urls []string) {
-	t.mu.RLock()
-	p := t.peers[id]
-	t.mu.RUnlock()
-	if p == nil {
-		slog.Warn("raft transport: update of unknown peer ignored", "local", idString(t.localID), "peer", idString(id))
-		return
-	}
-	p.setURLs(urls)
-}
-
 // RemovePeer stops sending to member id, closes its incoming streams and
 // refuses it from now on (410 Gone). It does not wait for the peer's
 // goroutines; Stop does.
