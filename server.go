@@ -127,9 +127,6 @@ func startServer(cfg *config) (*server, error) {
 	if s.tls, err = newTLSSetup(cfg); err != nil {
 		return nil, err
 	}
-	if walMaxFiles != int(cfg.MaxWALs) { // members started together (discovery) only read it
-		walMaxFiles = int(cfg.MaxWALs)
-	}
 	walDir, err := resolveWALDir(cfg)
 	if err != nil {
 		return nil, err
@@ -178,6 +175,7 @@ func startServer(cfg *config) (*server, error) {
 	}
 	s.startSnapshotIndex = s.snapshotIndex
 	s.wal.metrics = &s.metrics.wal
+	s.wal.maxFiles = int(cfg.MaxWALs)
 	s.stats = newServerStats(cfg.Name, s.id)
 	s.clusterIDHeader = []string{idString(s.clusterID)}
 	s.transport.SetRemovedHandler(func() {
