@@ -349,7 +349,7 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 // writePositionHeaders sets X-Etcd-Index to etcdIndex and the raft
 // position of this member.
 func (s *server) writePositionHeaders(h http.Header, etcdIndex uint64) {
-	c := positionHeadersFor(etcdIndex, s.appliedIndexPub.Load(), s.term.Load())
+	c := s.posHeaders.positionHeadersFor(etcdIndex, s.appliedIndexPub.Load(), s.term.Load())
 	h["X-Etcd-Index"] = c.vals[0:1:1]
 	h["X-Raft-Index"] = c.vals[1:2:2]
 	h["X-Raft-Term"] = c.vals[2:3:3]
@@ -364,14 +364,17 @@ type positionHeaders struct {
 	vals                       [3]string
 }
 
-// lastPositionHeaders is the position answered last: reads between
-// writes, and many answers after one commit, find their values there.
-var lastPositionHeaders atomic.Pointer[positionHeaders]
+// positionHeaderCache holds the position a server answered last: reads
+// between writes, and many answers after one commit, find their values
+// there. Each server has its own (server.posHeaders).
+type positionHeaderCache struct {
+	last atomic.Pointer[positionHeaders]
+}
 
 // positionHeadersFor returns the header values of a position, shared
 // when it is the one answered last.
-func positionHeadersFor(etcdIndex, raftIndex, term uint64) *positionHeaders {
-	if c := lastPositionHeaders.Load(); c != nil && c.etcdIndex == etcdIndex && c.raftIndex == raftIndex && c.term == term {
+func (pc *positionHeaderCache) positionHeadersFor(etcdIndex, raftIndex, term uint64) *positionHeaders {
+	if c := pc.last.Load(); c != nil && c.etcdIndex == etcdIndex && c.raftIndex == raftIndex && c.term == term {
 		return c
 	}
 	c := &positionHeaders{etcdIndex: etcdIndex, raftIndex: raftIndex, term: term}
@@ -383,7 +386,7 @@ func positionHeadersFor(etcdIndex, raftIndex, term uint64) *positionHeaders {
 	b = strconv.AppendUint(b, term, 10)
 	all := string(b)
 	c.vals = [3]string{all[:e], all[e:r], all[r:]}
-	lastPositionHeaders.Store(c)
+	pc.last.Store(c)
 	return c
 }
 
@@ -422,7 +425,7 @@ func (s *server) writeError(w http.ResponseWriter, err error) {
 	h := w.Header()
 	// an error's index is mostly the store's current one: the one the
 	// answers around it share
-	h["X-Etcd-Index"] = positionHeadersFor(kerr.Index, s.appliedIndexPub.Load(), s.term.Load()).vals[0:1:1]
+	h["X-Etcd-Index"] = s.posHeaders.positionHeadersFor(kerr.Index, s.appliedIndexPub.Load(), s.term.Load()).vals[0:1:1]
 	h["Content-Type"] = jsonContentType
 	w.WriteHeader(kerr.StatusCode())
 	bp := bufPool.Get().(*[]byte)

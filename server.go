@@ -69,6 +69,7 @@ type server struct {
 	memberMu        sync.Mutex            // one membership change at a time from this member
 	appliedIndexPub atomic.Uint64         // appliedIndex, for readers outside the raft loop
 	clusterIDHeader []string              // the X-Etcd-Cluster-Id header value, shared by all responses
+	posHeaders      positionHeaderCache   // the X-Etcd-Index, X-Raft-Index, X-Raft-Term values answered last
 	leader          atomic.Uint64
 	term            atomic.Uint64
 	waits           waitList
