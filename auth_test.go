@@ -1,3 +1,5 @@
+// Tests of v2 auth: users, roles, permissions and their API.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// Tests of backups (etcdlite backup, GET /v2/backup).
+
 package main
 
 import (

@@ -1,3 +1,6 @@
+// Membership changes: the /v2/members handlers and the proposals that add,
+// remove and update members.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// In-process multi-member cluster helpers and membership tests.
+
 package main
 
 import (

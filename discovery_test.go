@@ -1,3 +1,5 @@
+// Tests of discovery.
+
 package main
 
 import (

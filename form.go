@@ -1,3 +1,6 @@
+// The keys API form parser: the parameters of a keys request, read by hand or
+// through ParseForm with the same result.
+
 package main
 
 import (

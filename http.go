@@ -1,3 +1,6 @@
+// The client HTTP API: routing, the keys handlers, the answers' headers and
+// bodies.
+
 package main
 
 import (

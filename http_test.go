@@ -1,3 +1,5 @@
+// Tests of the client HTTP API helpers.
+
 package main
 
 import (

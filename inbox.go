@@ -1,3 +1,5 @@
+// The inbox: peer messages waiting for the raft loop, bounded.
+
 package main
 
 import (

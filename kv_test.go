@@ -1,3 +1,5 @@
+// Tests of the keys API end to end.
+
 package main
 
 import (

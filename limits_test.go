@@ -1,3 +1,5 @@
+// Tests of request limits.
+
 package main
 
 import (

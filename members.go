@@ -1,3 +1,6 @@
+// Members as the store holds them: their records under /0, ids, views and
+// JSON helpers.
+
 package main
 
 import (

@@ -1,3 +1,6 @@
+// The raft loop: proposals, Ready handling, apply, conf changes and
+// snapshots.
+
 package main
 
 import (

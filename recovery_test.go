@@ -1,3 +1,5 @@
+// Tests of recovery from snapshots and the log.
+
 package main
 
 import (

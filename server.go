@@ -1,3 +1,6 @@
+// One member: start-up (bootstrap, join, recovery), storage, listeners and
+// shutdown.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// Snapshot files in <data-dir>/member/snap/.
+
 package main
 
 // This file stores raft snapshots in <data-dir>/member/snap/ as files named

@@ -1,3 +1,5 @@
+// Tests of DNS SRV discovery.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// The v2 stats of this member: /v2/stats/self and /v2/stats/leader.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// Tests of client and peer TLS.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// The peer transport: raft messages between members over HTTP.
+
 package main
 
 // The peer transport: it carries raft messages between the members of the

@@ -1,3 +1,5 @@
+// Tests of the peer transport.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// The write-ahead log: framing, segments, replay (details below).
+
 package main
 
 // This file implements etcdlite's write-ahead log: the durable record of raft

@@ -1,3 +1,5 @@
+// Tests of the write-ahead log.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// The tree's nodes: files and directories and their views.
+
 package kv
 
 import (

@@ -1,3 +1,5 @@
+// TTLs: the heap of expiring nodes, ordered the same on every member.
+
 package kv
 
 // ttlHeap orders the nodes that have a TTL by expiration time, earliest
