@@ -605,9 +605,9 @@ func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte(`{"health":"true"}`))
 }
 
-// peerHandler serves the peer URLs. Raft traffic between members arrives
-// here once the cluster transport exists; for now it answers what etcd's
-// peer endpoint answers about membership.
+// peerHandler serves the peer URLs: raft traffic between members (/raft,
+// the transport's handler), and what etcd's peer endpoint answers about
+// membership and version.
 func (s *server) peerHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/members", func(w http.ResponseWriter, r *http.Request) {
