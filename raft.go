@@ -523,7 +523,7 @@ func (s *server) apply(ents []raftpb.Entry) error {
 // same store and meets the same error, so the members still agree, and the
 // raft membership has changed already.
 func (s *server) applyConfChange(cc raftpb.ConfChange) {
-	logErr := func(op, key string, err error) {
+	logErr := func(op, key string, err *kv.Error) {
 		if err != nil {
 			slog.Error("conf change: store update failed", "op", op, "key", key, "id", idString(cc.NodeID), "err", err)
 		}
