@@ -37,7 +37,9 @@ const maxMemberBody = 1 << 20
 
 // readMemberChange decodes and checks a members API body as etcd does: the
 // whole body is one JSON object, and each peer URL passes etcd's URL
-// checks. The URLs come back in their canonical spelling.
+// checks (parseEtcdURL, whose words name unix and unixs as etcd's do) and
+// is http or https: unix sockets are refused. The URLs come back in their
+// canonical spelling.
 func readMemberChange(r *http.Request) ([]string, int, error) {
 	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || ct != "application/json" {
