@@ -32,8 +32,8 @@ const snapshotCatchUpEntries = 5000
 
 // catchUpEntries is snapshotCatchUpEntries unless a test asks for fewer.
 func (s *server) catchUpEntries() uint64 {
-	if s.cfg.catchUpEntries != 0 {
-		return s.cfg.catchUpEntries
+	if s.cfg.hooks.catchUpEntries != 0 {
+		return s.cfg.hooks.catchUpEntries
 	}
 	return snapshotCatchUpEntries
 }
@@ -576,8 +576,8 @@ const raftLogTrimEvery = 10000
 // a snapshot (built then from the state applied; see send).
 func (s *server) trimRaftLog() error {
 	keep, every := s.catchUpEntries(), uint64(raftLogTrimEvery)
-	if s.cfg.trimEvery != 0 {
-		every = s.cfg.trimEvery
+	if s.cfg.hooks.trimEvery != 0 {
+		every = s.cfg.hooks.trimEvery
 	}
 	if s.appliedIndex < s.trimmedAt+every || s.appliedIndex <= keep {
 		return nil
@@ -606,7 +606,7 @@ func (s *server) maybeSnapshot() error {
 	s.snapshotWG.Add(1)
 	go func() {
 		defer s.snapshotWG.Done()
-		if h := s.cfg.encodeHook; h != nil {
+		if h := s.cfg.hooks.encodeHook; h != nil {
 			h(s.id)
 		}
 		data, err := s.store.Save()

@@ -108,7 +108,7 @@ func startServer(cfg *config) (*server, error) {
 		inbox:       newRaftInbox(),
 		readBatches: map[uint64]*readBatch{},
 		appliedWait: appliedNotifier{ch: make(chan struct{})},
-		now:         cfg.clock,
+		now:         cfg.hooks.clock,
 		metrics:     newServerMetrics(),
 	}
 	if s.now == nil {
