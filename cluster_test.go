@@ -28,7 +28,6 @@ type testCluster struct {
 	t       *testing.T
 	mu      sync.Mutex
 	members []*clusterMember
-	token   string
 }
 
 // clusterMember is one member of a testCluster; srv is nil while stopped.

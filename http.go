@@ -130,7 +130,6 @@ func allowMethod(w http.ResponseWriter, r *http.Request, ms ...string) bool {
 // keyRequest is a parsed /v2/keys request.
 type keyRequest struct {
 	req              kv.Request
-	get              bool
 	wait             bool
 	stream           bool
 	quorum           bool

@@ -82,14 +82,6 @@ func (n *node) reprInto(e *NodeExtern, recursive, sorted bool, now int64) {
 	}
 }
 
-// listing is the node as a Get returns it: a directory always lists one
-// level of its visible children (all levels when recursive).
-func (n *node) listing(recursive, sorted bool, now int64) *NodeExtern {
-	e := &NodeExtern{}
-	n.listingInto(e, recursive, sorted, now)
-	return e
-}
-
 // listingInto is listing into a NodeExtern the caller provides.
 func (n *node) listingInto(e *NodeExtern, recursive, sorted bool, now int64) {
 	n.reprInto(e, false, false, now)

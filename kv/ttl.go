@@ -96,5 +96,3 @@ func (h *ttlHeap) fix(n *node) {
 		h.up(n.heapIndex)
 	}
 }
-
-func (h *ttlHeap) len() int { return len(h.nodes) }
