@@ -340,7 +340,11 @@ func (s *server) recover(walDir string) error {
 }
 
 // gcPause counts recoveries in progress in this process (tests run several
-// members in one): the collector is off while there is any.
+// members in one): the collector is off while there is any. It stays a
+// package variable on purpose: the setting it guards (debug.SetGCPercent)
+// belongs to the process, so one count must serve every server in it, or
+// one server's resume would turn the collector back on under another's
+// recovery.
 var gcPause struct {
 	sync.Mutex
 	n       int
