@@ -1,3 +1,5 @@
+// v2 auth: users, roles, permissions and their replicated changes (details below).
+
 package main
 
 // This file owns the v2 auth state: users, roles and whether auth is on,

@@ -1,3 +1,5 @@
+// Fuzz tests of the auth API's input.
+
 package main
 
 // Fuzz targets of the auth code: the permission matcher, the Basic auth

@@ -1,3 +1,5 @@
+// Auth answers checked against etcd's recorded ones (testdata/auth).
+
 package main
 
 // Golden files of the v2 auth API: testdata/auth/*.json, each a scenario of

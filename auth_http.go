@@ -1,3 +1,5 @@
+// The v2 auth API handlers (/v2/auth/...).
+
 package main
 
 // This file serves the v2 auth API (/v2/auth/enable, /v2/auth/users,

@@ -1,3 +1,5 @@
+// Tests of v2 auth: users, roles, permissions and their API.
+
 package main
 
 import (
@@ -199,7 +201,7 @@ func TestAuthSnapshotRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
 	cfg.SnapshotCount = 5
-	cfg.catchUpEntries = 1
+	cfg.hooks.catchUpEntries = 1
 	m := startTestMember(t, cfg)
 	authSetup(t, m.URL)
 	for i := 0; i < 12; i++ {
@@ -467,7 +469,7 @@ func authSetupB(b *testing.B, base string) {
 // carry users, roles and the enabled flag.
 func TestAuthFollowerCatchesUpFromSnapshot(t *testing.T) {
 	c := startTestCluster(t, 3, func(cfg *config) {
-		cfg.catchUpEntries, cfg.trimEvery = 5, 20
+		cfg.hooks.catchUpEntries, cfg.hooks.trimEvery = 5, 20
 	})
 	lead := c.leader()
 	follower := (lead + 1) % 3

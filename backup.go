@@ -1,3 +1,5 @@
+// Backups: `etcdlite backup` and GET /v2/backup.
+
 package main
 
 // This file owns backups: `etcdlite backup` (the command line of

@@ -1,3 +1,5 @@
+// Tests of backups (etcdlite backup, GET /v2/backup).
+
 package main
 
 import (
@@ -72,7 +74,7 @@ func loadTestConfig(t *testing.T, dir string) *config {
 	walTestSetSegmentSize(t, 16<<10)
 	cfg := testConfig(t, dir)
 	cfg.SnapshotCount, cfg.MaxSnapshots, cfg.MaxWALs = 50, 2, 2
-	cfg.catchUpEntries = 10
+	cfg.hooks.catchUpEntries = 10
 	return cfg
 }
 

@@ -1,3 +1,5 @@
+// Benchmarks of the write and read paths.
+
 package main
 
 import (

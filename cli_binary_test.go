@@ -1,3 +1,5 @@
+// Tests of the built binary's command line.
+
 package main
 
 import (

@@ -1,3 +1,6 @@
+// Membership changes: the /v2/members handlers and the proposals that add,
+// remove and update members.
+
 package main
 
 import (
@@ -8,6 +11,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,7 +37,9 @@ const maxMemberBody = 1 << 20
 
 // readMemberChange decodes and checks a members API body as etcd does: the
 // whole body is one JSON object, and each peer URL passes etcd's URL
-// checks. The URLs come back in their canonical spelling.
+// checks (parseEtcdURL, whose words name unix and unixs as etcd's do) and
+// is http or https: unix sockets are refused. The URLs come back in their
+// canonical spelling.
 func readMemberChange(r *http.Request) ([]string, int, error) {
 	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || ct != "application/json" {
@@ -85,8 +91,7 @@ func (s *server) handleMemberChange(w http.ResponseWriter, r *http.Request, idPa
 			writeMembersError(w, memberErrorStatus(err), err.Error())
 			return
 		}
-		b, _ := json.Marshal(m.view())
-		writeJSON(w, http.StatusCreated, append(b, '\n'))
+		writeJSON(w, http.StatusCreated, append(mustJSONBytes(m.view()), '\n'))
 	case http.MethodDelete, http.MethodPut:
 		id, perr := parseID(idPart)
 		if perr != nil || idPart == "" {
@@ -136,25 +141,32 @@ func (s *server) isRemoved(id uint64) bool {
 	return err == nil
 }
 
+// sharesURL reports whether a member's peer URLs have and the URLs asked
+// for want have one in common (etcd refuses such a change).
+func sharesURL(have, want []string) bool {
+	for _, h := range have {
+		if slices.Contains(want, h) {
+			return true
+		}
+	}
+	return false
+}
+
 // addMember proposes a new (not yet started) member with peer URLs urls.
 func (s *server) addMember(ctx context.Context, urls []string) (*member, error) {
 	s.memberMu.Lock()
 	defer s.memberMu.Unlock()
 	ms := membersFromStore(s.store)
 	for _, m := range ms {
-		for _, have := range m.PeerURLs {
-			for _, want := range urls {
-				if have == want {
-					return nil, errPeerURLExists
-				}
-			}
+		if sharesURL(m.PeerURLs, urls) {
+			return nil, errPeerURLExists
 		}
 	}
 	if s.cfg.StrictReconfigCheck && !s.readyToAddMember(ms) {
 		return nil, errUnhealthyCluster
 	}
 	m := &member{ID: memberID(urls, s.cfg.InitialClusterToken, time.Now().Unix()), PeerURLs: urls, ClientURLs: []string{}}
-	ctxData, _ := json.Marshal(m)
+	ctxData := mustJSONBytes(m)
 	cc := raftpb.ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: m.ID, Context: ctxData}
 	if err := s.proposeConfChange(ctx, cc); err != nil {
 		return nil, err
@@ -196,19 +208,15 @@ func (s *server) updateMember(ctx context.Context, id uint64, urls []string) err
 			target = m
 			continue
 		}
-		for _, have := range m.PeerURLs {
-			for _, want := range urls {
-				if have == want {
-					return errPeerURLExists
-				}
-			}
+		if sharesURL(m.PeerURLs, urls) {
+			return errPeerURLExists
 		}
 	}
 	if target == nil {
 		return errMemberNotFound
 	}
 	m := member{ID: id, Name: target.Name, PeerURLs: urls}
-	ctxData, _ := json.Marshal(m)
+	ctxData := mustJSONBytes(m)
 	return s.proposeConfChange(ctx, raftpb.ConfChange{Type: raftpb.ConfChangeUpdateNode, NodeID: id, Context: ctxData})
 }
 

@@ -1,3 +1,5 @@
+// In-process multi-member cluster helpers and membership tests.
+
 package main
 
 import (
@@ -27,7 +29,6 @@ type testCluster struct {
 	t       *testing.T
 	mu      sync.Mutex
 	members []*clusterMember
-	token   string
 }
 
 // clusterMember is one member of a testCluster; srv is nil while stopped.
@@ -345,7 +346,7 @@ func TestClusterLeaderAndFollowerFailure(t *testing.T) {
 func TestClusterAddMemberCatchesUpFromSnapshot(t *testing.T) {
 	c := startTestCluster(t, 3, func(cfg *config) {
 		cfg.SnapshotCount = 50
-		cfg.catchUpEntries = 10
+		cfg.hooks.catchUpEntries = 10
 	})
 	lead := c.leader()
 	for i := 0; i < 200; i++ {
@@ -364,7 +365,7 @@ func TestClusterAddMemberCatchesUpFromSnapshot(t *testing.T) {
 		peers[m.cfg.Name] = m.cfg.InitialAdvertisePeerURLs[0].String()
 	}
 	cfg := clusterConfig(t, "m3", clientURL, peers, "existing")
-	cfg.SnapshotCount, cfg.catchUpEntries = 50, 10
+	cfg.SnapshotCount, cfg.hooks.catchUpEntries = 50, 10
 	c.members = append(c.members, &clusterMember{cfg: cfg, url: clientURL})
 	c.start(3)
 	c.waitReady()
@@ -479,7 +480,7 @@ func idOf(c *testCluster, i int) uint64 {
 // leader's applied state.
 func TestClusterFollowerCatchesUpAfterLogTrim(t *testing.T) {
 	c := startTestCluster(t, 3, func(cfg *config) {
-		cfg.catchUpEntries, cfg.trimEvery = 5, 20
+		cfg.hooks.catchUpEntries, cfg.hooks.trimEvery = 5, 20
 	})
 	lead := c.leader()
 	follower := (lead + 1) % 3
@@ -548,7 +549,7 @@ func TestClusterLeaderKeepsLeadingWhileEncodingSnapshot(t *testing.T) {
 	var held atomic.Bool
 	c := startTestCluster(t, 3, func(cfg *config) {
 		cfg.SnapshotCount = 20
-		cfg.encodeHook = func(id uint64) {
+		cfg.hooks.encodeHook = func(id uint64) {
 			if id == leaderID.Load() && held.CompareAndSwap(false, true) {
 				<-release
 			}

@@ -1,3 +1,5 @@
+// Tests of --config-file.
+
 package main
 
 import (

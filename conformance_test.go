@@ -1,3 +1,5 @@
+// Conformance tests of the v2 API against etcd's recorded answers.
+
 package main
 
 // Golden-file conformance suite for the etcd v2 keys API.

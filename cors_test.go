@@ -1,3 +1,5 @@
+// Tests of CORS and the host whitelist.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// Crash tests: a killed member loses no acknowledged write.
+
 package main
 
 import (

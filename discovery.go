@@ -204,7 +204,7 @@ func newDiscovery(cfg *config, selfID uint64) (*discovery, error) {
 		slog.Info("discovery: using proxy", "proxy", pu.String())
 		tr.Proxy = http.ProxyURL(pu)
 	}
-	retry := cfg.discoveryRetry
+	retry := cfg.hooks.discoveryRetry
 	if retry == 0 {
 		retry = time.Second
 	}

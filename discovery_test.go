@@ -1,3 +1,5 @@
+// Tests of discovery.
+
 package main
 
 import (
@@ -100,7 +102,7 @@ func discoveryConfig(t *testing.T, name, durl string) *config {
 	cfg.Discovery = durl
 	cfg.DiscoveryFallback = "proxy"
 	cfg.Proxy = "off"
-	cfg.discoveryRetry = 20 * time.Millisecond
+	cfg.hooks.discoveryRetry = 20 * time.Millisecond
 	setProxyTimings(cfg)
 	return cfg
 }

@@ -1,3 +1,5 @@
+// Tests of a full disk under the WAL.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// Fault-injection tests of the cluster.
+
 package main
 
 import (

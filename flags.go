@@ -592,28 +592,6 @@ func checkConfig(c *config) error {
 	return nil
 }
 
-// deref is the value a pointer to a config field points to (URLs as
-// strings), for comparing.
-func deref(p any) any {
-	switch p := p.(type) {
-	case *string:
-		return *p
-	case *bool:
-		return *p
-	case *uint:
-		return *p
-	case *uint64:
-		return *p
-	case *[]string:
-		return *p
-	case *[]*url.URL:
-		return urlStrings(*p)
-	case flag.Value:
-		return p.String()
-	}
-	return p
-}
-
 // helpText is --help: the flags grouped as etcd groups them, with what
 // etcdlite does with each.
 func helpText() string {

@@ -1,3 +1,5 @@
+// Tests of the flag and environment parser.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// --force-new-cluster: restarting a member as its cluster's only one.
+
 package main
 
 // This file owns --force-new-cluster: restarting a recovered member as the

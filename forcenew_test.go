@@ -1,3 +1,5 @@
+// Tests of --force-new-cluster.
+
 package main
 
 import (

@@ -1,3 +1,6 @@
+// The keys API form parser: the parameters of a keys request, read by hand or
+// through ParseForm with the same result.
+
 package main
 
 import (
@@ -8,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 )
 
 // The parameters a keys request reads, as indexes into keyParams.
@@ -101,8 +103,6 @@ const maxFastParams = 1000
 // on parameters at start: then every form goes to ParseForm.
 var formFastPath = !strings.Contains(os.Getenv("GODEBUG"), "urlmaxqueryparams")
 
-var formBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-
 // readKeyParams fills p from r's query and form body exactly as
 // r.ParseForm followed by lookups in r.Form would, with the same error.
 // The usual request (a query and, for POST and PUT, a body of type
@@ -156,12 +156,8 @@ func readKeyParamsFast(r *http.Request, p *keyParams) bool {
 			r.PostForm = url.Values{}
 			return false
 		}
-		bp := formBufPool.Get().(*[]byte)
-		defer func() {
-			if cap(*bp) <= 64<<10 {
-				formBufPool.Put(bp)
-			}
-		}()
+		bp := bufPool.Get().(*[]byte) // the answers' pool (http.go)
+		defer func() { putBuf(bp, *bp) }()
 		b, err := readFormBody(r.Body, (*bp)[:0], r.ContentLength)
 		*bp = b
 		if err == nil && len(b) > maxFormBody {

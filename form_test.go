@@ -1,3 +1,5 @@
+// Tests of the keys form parser against ParseForm.
+
 package main
 
 import (

@@ -79,7 +79,7 @@ func formatRecord(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
 	cfg.SnapshotCount = 40
-	cfg.catchUpEntries = 10
+	cfg.hooks.catchUpEntries = 10
 	m := startTestMember(t, cfg)
 	if code, _, body := m.do(t, "PUT", "/v2/keys/format/dir/sub", url.Values{"dir": {"true"}}); code != 201 {
 		t.Fatalf("mkdir: %d %s", code, body)

@@ -1,3 +1,5 @@
+// Tests of hostile and malformed client input.
+
 package main
 
 import (

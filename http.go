@@ -1,8 +1,10 @@
+// The client HTTP API: routing, the keys handlers, the answers' headers and
+// bodies.
+
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/pprof"
 	"path"
@@ -17,7 +19,8 @@ import (
 
 const keysURLPrefix = "/v2/keys"
 
-// bufPool holds the buffers answers are written in.
+// bufPool holds the buffers answers are written in and form bodies are
+// read into (form.go).
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // putBuf gives a buffer back to bufPool, b being what it grew into,
@@ -127,7 +130,6 @@ func allowMethod(w http.ResponseWriter, r *http.Request, ms ...string) bool {
 // keyRequest is a parsed /v2/keys request.
 type keyRequest struct {
 	req              kv.Request
-	get              bool
 	wait             bool
 	stream           bool
 	quorum           bool
@@ -349,7 +351,7 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 // writePositionHeaders sets X-Etcd-Index to etcdIndex and the raft
 // position of this member.
 func (s *server) writePositionHeaders(h http.Header, etcdIndex uint64) {
-	c := positionHeadersFor(etcdIndex, s.appliedIndexPub.Load(), s.term.Load())
+	c := s.posHeaders.positionHeadersFor(etcdIndex, s.appliedIndexPub.Load(), s.term.Load())
 	h["X-Etcd-Index"] = c.vals[0:1:1]
 	h["X-Raft-Index"] = c.vals[1:2:2]
 	h["X-Raft-Term"] = c.vals[2:3:3]
@@ -364,14 +366,17 @@ type positionHeaders struct {
 	vals                       [3]string
 }
 
-// lastPositionHeaders is the position answered last: reads between
-// writes, and many answers after one commit, find their values there.
-var lastPositionHeaders atomic.Pointer[positionHeaders]
+// positionHeaderCache holds the position a server answered last: reads
+// between writes, and many answers after one commit, find their values
+// there. Each server has its own (server.posHeaders).
+type positionHeaderCache struct {
+	last atomic.Pointer[positionHeaders]
+}
 
 // positionHeadersFor returns the header values of a position, shared
 // when it is the one answered last.
-func positionHeadersFor(etcdIndex, raftIndex, term uint64) *positionHeaders {
-	if c := lastPositionHeaders.Load(); c != nil && c.etcdIndex == etcdIndex && c.raftIndex == raftIndex && c.term == term {
+func (pc *positionHeaderCache) positionHeadersFor(etcdIndex, raftIndex, term uint64) *positionHeaders {
+	if c := pc.last.Load(); c != nil && c.etcdIndex == etcdIndex && c.raftIndex == raftIndex && c.term == term {
 		return c
 	}
 	c := &positionHeaders{etcdIndex: etcdIndex, raftIndex: raftIndex, term: term}
@@ -383,7 +388,7 @@ func positionHeadersFor(etcdIndex, raftIndex, term uint64) *positionHeaders {
 	b = strconv.AppendUint(b, term, 10)
 	all := string(b)
 	c.vals = [3]string{all[:e], all[e:r], all[r:]}
-	lastPositionHeaders.Store(c)
+	pc.last.Store(c)
 	return c
 }
 
@@ -422,7 +427,7 @@ func (s *server) writeError(w http.ResponseWriter, err error) {
 	h := w.Header()
 	// an error's index is mostly the store's current one: the one the
 	// answers around it share
-	h["X-Etcd-Index"] = positionHeadersFor(kerr.Index, s.appliedIndexPub.Load(), s.term.Load()).vals[0:1:1]
+	h["X-Etcd-Index"] = s.posHeaders.positionHeadersFor(kerr.Index, s.appliedIndexPub.Load(), s.term.Load()).vals[0:1:1]
 	h["Content-Type"] = jsonContentType
 	w.WriteHeader(kerr.StatusCode())
 	bp := bufPool.Get().(*[]byte)
@@ -503,7 +508,7 @@ func (s *server) handleMembers(w http.ResponseWriter, r *http.Request) {
 		for i, m := range ms {
 			views[i] = m.view()
 		}
-		b, _ := json.Marshal(struct {
+		b := mustJSONBytes(struct {
 			Members []memberView `json:"members"`
 		}{views})
 		writeJSON(w, http.StatusOK, append(b, '\n'))
@@ -511,8 +516,7 @@ func (s *server) handleMembers(w http.ResponseWriter, r *http.Request) {
 		lead := s.leader.Load()
 		for _, m := range membersFromStore(s.store) {
 			if m.ID == lead {
-				b, _ := json.Marshal(m.view())
-				writeJSON(w, http.StatusOK, append(b, '\n'))
+				writeJSON(w, http.StatusOK, append(mustJSONBytes(m.view()), '\n'))
 				return
 			}
 		}
@@ -523,10 +527,9 @@ func (s *server) handleMembers(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeMembersError(w http.ResponseWriter, status int, msg string) {
-	b, _ := json.Marshal(struct {
+	writeJSON(w, status, mustJSONBytes(struct {
 		Message string `json:"message"`
-	}{msg})
-	writeJSON(w, status, b)
+	}{msg}))
 }
 
 // handleMachines lists every member's client URLs.
@@ -601,9 +604,9 @@ func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte(`{"health":"true"}`))
 }
 
-// peerHandler serves the peer URLs. Raft traffic between members arrives
-// here once the cluster transport exists; for now it answers what etcd's
-// peer endpoint answers about membership.
+// peerHandler serves the peer URLs: raft traffic between members (/raft,
+// the transport's handler), and what etcd's peer endpoint answers about
+// membership and version.
 func (s *server) peerHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/members", func(w http.ResponseWriter, r *http.Request) {
@@ -612,11 +615,7 @@ func (s *server) peerHandler() http.Handler {
 		for i, m := range ms {
 			views[i] = peerMemberView{ID: m.ID, PeerURLs: m.PeerURLs, Name: m.Name, ClientURLs: m.ClientURLs}
 		}
-		b, err := json.Marshal(views)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
+		b := mustJSONBytes(views)
 		w.Header()["X-Etcd-Cluster-Id"] = []string{idString(s.clusterID)}
 		writeJSON(w, http.StatusOK, b)
 	})

@@ -1,3 +1,5 @@
+// Benchmarks of the client HTTP handlers.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// Tests of the client HTTP API helpers.
+
 package main
 
 import (
@@ -24,10 +26,10 @@ func TestPositionHeadersFor(t *testing.T) {
 		{8, 10, 3, true},
 		{18446744073709551615, 18446744073709551615, 18446744073709551615, false},
 	}
-	lastPositionHeaders.Store(nil)
+	var pc positionHeaderCache
 	var prev *positionHeaders
 	for _, st := range steps {
-		c := positionHeadersFor(st.etcd, st.raft, st.term)
+		c := pc.positionHeadersFor(st.etcd, st.raft, st.term)
 		want := [3]string{strconv.FormatUint(st.etcd, 10), strconv.FormatUint(st.raft, 10), strconv.FormatUint(st.term, 10)}
 		if c.vals != want {
 			t.Errorf("positionHeadersFor(%d, %d, %d) = %q, want %q", st.etcd, st.raft, st.term, c.vals, want)
@@ -42,6 +44,7 @@ func TestPositionHeadersFor(t *testing.T) {
 // TestPositionHeadersConcurrent has answers at different positions race
 // for the shared values (run with -race).
 func TestPositionHeadersConcurrent(t *testing.T) {
+	var pc positionHeaderCache
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Add(1)
@@ -49,7 +52,7 @@ func TestPositionHeadersConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := range 2000 {
 				e, r, term := uint64(i%7+g), uint64(i%5), uint64(g)
-				c := positionHeadersFor(e, r, term)
+				c := pc.positionHeadersFor(e, r, term)
 				if c.vals[0] != strconv.FormatUint(e, 10) || c.vals[1] != strconv.FormatUint(r, 10) || c.vals[2] != strconv.FormatUint(term, 10) {
 					t.Errorf("positionHeadersFor(%d, %d, %d) = %q", e, r, term, c.vals)
 					return

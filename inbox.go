@@ -1,3 +1,5 @@
+// The inbox: peer messages waiting for the raft loop, bounded.
+
 package main
 
 import (
@@ -159,7 +161,7 @@ func (in *raftInbox) close() (props []proposal, changes []raftpb.ConfChange) {
 	return props, changes
 }
 
-// clearBatch drops the references a taken batch holds, keeping its slices.
+// clear drops the references a taken batch holds, keeping its slices.
 func (b *inboxBatch) clear() {
 	clear(b.props)
 	clear(b.msgs)

@@ -1,3 +1,5 @@
+// Tests of the inbox.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// Tests of the keys API end to end.
+
 package main
 
 import (
@@ -412,7 +414,7 @@ func TestWatchParentDeleteHTTP(t *testing.T) {
 func TestTTLExpiryFakeClock(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	fc := newFakeClock()
-	cfg.clock = fc.Now
+	cfg.hooks.clock = fc.Now
 	m := startTestMember(t, cfg)
 
 	exp := fc.Now().Add(5 * time.Second).UTC().Format(time.RFC3339Nano)

@@ -1,3 +1,5 @@
+// Tests of the leadership transfer on stop.
+
 package main
 
 import (

@@ -50,8 +50,8 @@ const (
 // peers.
 func (s *server) limitServer(srv *http.Server) {
 	srv.ReadHeaderTimeout = readHeaderTimeout
-	if s.cfg.headerTimeout > 0 {
-		srv.ReadHeaderTimeout = s.cfg.headerTimeout
+	if s.cfg.hooks.headerTimeout > 0 {
+		srv.ReadHeaderTimeout = s.cfg.hooks.headerTimeout
 	}
 	srv.IdleTimeout = idleTimeout
 	srv.MaxHeaderBytes = maxHeaderBytes
@@ -76,8 +76,8 @@ func proposalsWithin(props []proposal, max int) int {
 func (s *server) limitRequests(next http.Handler) http.Handler {
 	budget := newByteBudget(largeBodyBudget)
 	bodyTimeout := bodyReadTimeout
-	if s.cfg.bodyTimeout > 0 {
-		bodyTimeout = s.cfg.bodyTimeout
+	if s.cfg.hooks.bodyTimeout > 0 {
+		bodyTimeout = s.cfg.hooks.bodyTimeout
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.Method)+len(r.RequestURI)+len(r.Proto)+2 > maxRequestLine {

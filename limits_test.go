@@ -1,3 +1,5 @@
+// Tests of request limits.
+
 package main
 
 import (
@@ -144,7 +146,7 @@ func rawAnswer(addr string, raw []byte, readFor time.Duration) (int, string, err
 // keeps it healthy here.
 func TestMalformedRequestsStayOutOfRaft(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	cfg.bodyTimeout = 300 * time.Millisecond
+	cfg.hooks.bodyTimeout = 300 * time.Millisecond
 	m := startTestMember(t, cfg)
 	addr := strings.TrimPrefix(m.URL, "http://")
 	e2eForm(t, m, "PUT", "/v2/keys/sentinel", url.Values{"value": {"keep"}})
@@ -211,8 +213,8 @@ func TestMalformedRequestsStayOutOfRaft(t *testing.T) {
 // long-poll watch and a stream live on far beyond it and get their events.
 func TestSlowClientsCutOffWatchesKept(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	cfg.headerTimeout = 200 * time.Millisecond
-	cfg.bodyTimeout = 200 * time.Millisecond
+	cfg.hooks.headerTimeout = 200 * time.Millisecond
+	cfg.hooks.bodyTimeout = 200 * time.Millisecond
 	m := startTestMember(t, cfg)
 	addr := strings.TrimPrefix(m.URL, "http://")
 
@@ -259,13 +261,13 @@ func TestSlowClientsCutOffWatchesKept(t *testing.T) {
 		}
 	}
 
-	time.Sleep(5 * cfg.headerTimeout) // the watches outlive every timeout
+	time.Sleep(5 * cfg.hooks.headerTimeout) // the watches outlive every timeout
 	e2eForm(t, m, "PUT", "/v2/keys/s", url.Values{"value": {"one"}})
 	if v := <-stream; v != "one" {
 		t.Fatalf("stream: %s", v)
 	}
 	e2eNoAnswer(t, longPoll, "long poll before its event")
-	time.Sleep(5 * cfg.headerTimeout)
+	time.Sleep(5 * cfg.hooks.headerTimeout)
 	e2eForm(t, m, "PUT", "/v2/keys/w", url.Values{"value": {"now"}})
 	if r := e2eAwait(t, longPoll, "long poll"); r.code != 200 || !strings.Contains(r.body, `"value":"now"`) {
 		t.Errorf("long poll: %d %s", r.code, r.body)

@@ -1,3 +1,5 @@
+// Linearizability checks of histories recorded against a cluster.
+
 package main
 
 // A linearizability checker for histories of operations on a single register

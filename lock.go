@@ -1,3 +1,5 @@
+// The data-dir lock that keeps a second process out of a data dir.
+
 package main
 
 import (

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -81,15 +82,20 @@ type config struct {
 	given map[string]string // flag name -> where it was given ("--name", "ETCD_NAME", "file:line")
 	notes []logNote         // what the parser has to say once logging is set up
 
-	initialClusterSet bool             // --initial-cluster was given (not derived from --name)
-	resolver          *net.Resolver    // tests only: the resolver for --discovery-srv (nil: net's)
-	discoveryRetry    time.Duration    // tests only: first pause before retrying the discovery service (0: 1 s)
-	clock             func() time.Time // tests only: the clock writes are stamped with
-	catchUpEntries    uint64           // tests only: entries kept after a snapshot (0: 5000)
-	trimEvery         uint64           // tests only: applied entries between trims of raft's in-memory log (0: 10000)
-	encodeHook        func(id uint64)  // tests only: runs (with the member's id) before the store is encoded for a snapshot
-	headerTimeout     time.Duration    // tests only: how long a request's header may take (0: readHeaderTimeout)
-	bodyTimeout       time.Duration    // tests only: how long a write's body may take (0: bodyReadTimeout)
+	initialClusterSet bool      // --initial-cluster was given (not derived from --name)
+	hooks             testHooks // tests only; the zero value is what a real start has
+}
+
+// testHooks are the settings only tests change, each zero in a real start.
+type testHooks struct {
+	resolver       *net.Resolver    // the resolver for --discovery-srv (nil: net's)
+	discoveryRetry time.Duration    // first pause before retrying the discovery service (0: 1 s)
+	clock          func() time.Time // the clock writes are stamped with
+	catchUpEntries uint64           // entries kept after a snapshot (0: 5000)
+	trimEvery      uint64           // applied entries between trims of raft's in-memory log (0: 10000)
+	encodeHook     func(id uint64)  // runs (with the member's id) before the store is encoded for a snapshot
+	headerTimeout  time.Duration    // how long a request's header may take (0: readHeaderTimeout)
+	bodyTimeout    time.Duration    // how long a write's body may take (0: bodyReadTimeout)
 }
 
 // parseURLs parses a comma-separated list of http(s)://host:port URLs.
@@ -135,26 +141,26 @@ func parseInitialCluster(v string) (map[string][]*url.URL, error) {
 	return out, nil
 }
 
+// urlStrings is urlsToStrings sorted: the order-free form of a URL list
+// for messages and comparisons.
 func urlStrings(us []*url.URL) []string {
-	out := make([]string, len(us))
-	for i, u := range us {
-		out[i] = u.String()
-	}
+	out := urlsToStrings(us)
 	sort.Strings(out)
 	return out
 }
 
+// sameURLs reports whether a and b hold the same URLs in any order.
 func sameURLs(a, b []*url.URL) bool {
-	x, y := urlStrings(a), urlStrings(b)
-	if len(x) != len(y) {
-		return false
-	}
-	for i := range x {
-		if x[i] != y[i] {
-			return false
-		}
-	}
-	return true
+	return sameURLStrings(urlsToStrings(a), urlsToStrings(b))
+}
+
+// sameURLStrings reports whether a and b hold the same strings in any
+// order; neither is changed.
+func sameURLStrings(a, b []string) bool {
+	x, y := append([]string(nil), a...), append([]string(nil), b...)
+	sort.Strings(x)
+	sort.Strings(y)
+	return slices.Equal(x, y)
 }
 
 func main() {

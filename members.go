@@ -1,3 +1,6 @@
+// Members as the store holds them: their records under /0, ids, views and
+// JSON helpers.
+
 package main
 
 import (
@@ -70,6 +73,8 @@ func clusterID(ids []uint64) uint64 {
 	return binary.BigEndian.Uint64(sum[:8])
 }
 
+// idString formats a member or cluster id in hex, as the wire, the API and
+// the logs show it.
 func idString(id uint64) string { return strconv.FormatUint(id, 16) }
 
 func parseID(s string) (uint64, error) { return strconv.ParseUint(s, 16, 64) }
@@ -163,6 +168,7 @@ func (m *member) view() memberView {
 	return memberView{ID: idString(m.ID), Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs}
 }
 
+// urlsToStrings is the text of each URL of us, in order.
 func urlsToStrings(us []*url.URL) []string {
 	out := make([]string, len(us))
 	for i, u := range us {
@@ -171,10 +177,15 @@ func urlsToStrings(us []*url.URL) []string {
 	return out
 }
 
-func mustJSON(v any) string {
+// mustJSON is the JSON text of v, a value of a type that always encodes
+// (no floats, channels or funcs); a failure is a bug and panics.
+func mustJSON(v any) string { return string(mustJSONBytes(v)) }
+
+// mustJSONBytes is mustJSON as bytes.
+func mustJSONBytes(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic(fmt.Sprintf("marshal %T: %v", v, err))
 	}
-	return string(b)
+	return b
 }

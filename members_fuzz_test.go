@@ -1,3 +1,5 @@
+// Fuzz tests of the members API's input.
+
 package main
 
 import (

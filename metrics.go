@@ -1,3 +1,5 @@
+// /metrics: etcd 3.4's metrics in the Prometheus text format.
+
 package main
 
 // This file owns /metrics: the Prometheus text exposition format (version

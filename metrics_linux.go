@@ -1,8 +1,7 @@
 //go:build linux
 
-package main
-
 // This file reads the process_* figures from /proc on Linux.
+package main
 
 import (
 	"bytes"

@@ -1,3 +1,5 @@
+// Tests of /metrics.
+
 package main
 
 import (

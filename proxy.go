@@ -395,7 +395,7 @@ func (p *proxy) serveConfig(w http.ResponseWriter, r *http.Request) {
 		eps = append(eps, e.url.String())
 	}
 	p.mu.Unlock()
-	b, _ := json.Marshal(map[string][]string{"endpoints": eps})
+	b := mustJSONBytes(map[string][]string{"endpoints": eps})
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write(b)
 }
@@ -405,7 +405,7 @@ var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Pro
 
 // proxyError answers with etcd's proxy error body.
 func proxyError(w http.ResponseWriter, status int, msg string) {
-	b, _ := json.Marshal(map[string]string{"message": msg})
+	b := mustJSONBytes(map[string]string{"message": msg})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)

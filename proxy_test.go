@@ -1,3 +1,5 @@
+// Tests of proxy mode.
+
 package main
 
 import (

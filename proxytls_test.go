@@ -378,7 +378,7 @@ func TestSRVTLSProxy(t *testing.T) {
 	dns := startTestDNS(t, map[string][]testSRV{"_etcd-server-ssl._tcp.tls.test.": srvs},
 		map[string][]net.IP{"localhost.": {net.ParseIP("127.0.0.1")}})
 	leaf := p.leaf("proxy", leafOpts{cn: "proxy", ca: p.ca})
-	cfg := &config{Name: "p", DataDir: t.TempDir(), Proxy: "on", DiscoverySRV: "tls.test", resolver: dns.resolver(),
+	cfg := &config{Name: "p", DataDir: t.TempDir(), Proxy: "on", DiscoverySRV: "tls.test", hooks: testHooks{resolver: dns.resolver()},
 		ListenClientURLs: mustURLs(t, "http://127.0.0.1:0"), ListenPeerURLs: mustURLs(t, "http://127.0.0.1:0"), InitialClusterState: "new",
 		ClientTLS: transportSecurity{CertFile: leaf.cert, KeyFile: leaf.key, TrustedCAFile: p.ca.file},
 		PeerTLS:   transportSecurity{CertFile: leaf.cert, KeyFile: leaf.key, TrustedCAFile: p.ca.file}}

@@ -1,3 +1,6 @@
+// The raft loop: proposals, Ready handling, apply, conf changes and
+// snapshots.
+
 package main
 
 import (
@@ -29,8 +32,8 @@ const snapshotCatchUpEntries = 5000
 
 // catchUpEntries is snapshotCatchUpEntries unless a test asks for fewer.
 func (s *server) catchUpEntries() uint64 {
-	if s.cfg.catchUpEntries != 0 {
-		return s.cfg.catchUpEntries
+	if s.cfg.hooks.catchUpEntries != 0 {
+		return s.cfg.hooks.catchUpEntries
 	}
 	return snapshotCatchUpEntries
 }
@@ -515,8 +518,16 @@ func (s *server) apply(ents []raftpb.Entry) error {
 	return nil
 }
 
-// applyConfChange changes the membership in raft and in the store.
+// applyConfChange changes the membership in raft and in the store. A store
+// error is logged, not returned: every member applies the same entry to the
+// same store and meets the same error, so the members still agree, and the
+// raft membership has changed already.
 func (s *server) applyConfChange(cc raftpb.ConfChange) {
+	logErr := func(op, key string, err *kv.Error) {
+		if err != nil {
+			slog.Error("conf change: store update failed", "op", op, "key", key, "id", idString(cc.NodeID), "err", err)
+		}
+	}
 	s.confState = *s.rn.ApplyConfChange(cc)
 	switch cc.Type {
 	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode, raftpb.ConfChangeUpdateNode:
@@ -526,17 +537,21 @@ func (s *server) applyConfChange(cc raftpb.ConfChange) {
 			break
 		}
 		ra := raftAttributes{PeerURLs: m.PeerURLs, IsLearner: cc.Type == raftpb.ConfChangeAddLearnerNode}
-		s.store.Set(memberDir(cc.NodeID)+"/raftAttributes", false, mustJSON(ra), kv.TTLOptions{}, 0)
+		_, err := s.store.Set(memberDir(cc.NodeID)+"/raftAttributes", false, mustJSON(ra), kv.TTLOptions{}, 0)
+		logErr("set", memberDir(cc.NodeID)+"/raftAttributes", err)
 		if m.Name != "" && cc.Type != raftpb.ConfChangeUpdateNode {
 			a := attributes{Name: m.Name, ClientURLs: m.ClientURLs}
-			s.store.Set(memberDir(cc.NodeID)+"/attributes", false, mustJSON(a), kv.TTLOptions{}, 0)
+			_, err := s.store.Set(memberDir(cc.NodeID)+"/attributes", false, mustJSON(a), kv.TTLOptions{}, 0)
+			logErr("set", memberDir(cc.NodeID)+"/attributes", err)
 		}
 		if cc.NodeID != s.id && s.transport != nil {
 			s.transport.AddPeer(cc.NodeID, m.PeerURLs) // a known peer only gets its URLs updated
 		}
 	case raftpb.ConfChangeRemoveNode:
-		s.store.Delete(memberDir(cc.NodeID), true, true, 0)
-		s.store.Set(clusterPrefix+"/removed_members/"+idString(cc.NodeID), false, "removed", kv.TTLOptions{}, 0)
+		_, err := s.store.Delete(memberDir(cc.NodeID), true, true, 0)
+		logErr("delete", memberDir(cc.NodeID), err)
+		_, err = s.store.Set(clusterPrefix+"/removed_members/"+idString(cc.NodeID), false, "removed", kv.TTLOptions{}, 0)
+		logErr("set", clusterPrefix+"/removed_members/"+idString(cc.NodeID), err)
 		if cc.NodeID != s.id && s.transport != nil {
 			s.transport.RemovePeer(cc.NodeID)
 		}
@@ -561,8 +576,8 @@ const raftLogTrimEvery = 10000
 // a snapshot (built then from the state applied; see send).
 func (s *server) trimRaftLog() error {
 	keep, every := s.catchUpEntries(), uint64(raftLogTrimEvery)
-	if s.cfg.trimEvery != 0 {
-		every = s.cfg.trimEvery
+	if s.cfg.hooks.trimEvery != 0 {
+		every = s.cfg.hooks.trimEvery
 	}
 	if s.appliedIndex < s.trimmedAt+every || s.appliedIndex <= keep {
 		return nil
@@ -591,10 +606,10 @@ func (s *server) maybeSnapshot() error {
 	s.snapshotWG.Add(1)
 	go func() {
 		defer s.snapshotWG.Done()
-		if h := s.cfg.encodeHook; h != nil {
+		if h := s.cfg.hooks.encodeHook; h != nil {
 			h(s.id)
 		}
-		data, err := s.stateSnapshot()
+		data, err := s.store.Save()
 		s.encoded <- encodedStore{data: data, err: err}
 	}()
 	return nil

@@ -1,3 +1,5 @@
+// Tests of recovery from snapshots and the log.
+
 package main
 
 import (
@@ -19,7 +21,7 @@ func TestRecoveryAcrossSnapshotsAndSegments(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
 	cfg.SnapshotCount = 300
-	cfg.catchUpEntries = 50
+	cfg.hooks.catchUpEntries = 50
 	cfg.MaxSnapshots = 3
 	cfg.MaxWALs = 2
 	m := startTestMember(t, cfg)

@@ -1,3 +1,5 @@
+// Tests of proposals relayed by followers.
+
 package main
 
 import (

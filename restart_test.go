@@ -1,3 +1,5 @@
+// Tests of members restarted on their data dirs.
+
 package main
 
 import (

@@ -1,3 +1,6 @@
+// One member: start-up (bootstrap, join, recovery), storage, listeners and
+// shutdown.
+
 package main
 
 import (
@@ -69,6 +72,7 @@ type server struct {
 	memberMu        sync.Mutex            // one membership change at a time from this member
 	appliedIndexPub atomic.Uint64         // appliedIndex, for readers outside the raft loop
 	clusterIDHeader []string              // the X-Etcd-Cluster-Id header value, shared by all responses
+	posHeaders      positionHeaderCache   // the X-Etcd-Index, X-Raft-Index, X-Raft-Term values answered last
 	leader          atomic.Uint64
 	term            atomic.Uint64
 	waits           waitList
@@ -104,7 +108,7 @@ func startServer(cfg *config) (*server, error) {
 		inbox:       newRaftInbox(),
 		readBatches: map[uint64]*readBatch{},
 		appliedWait: appliedNotifier{ch: make(chan struct{})},
-		now:         cfg.clock,
+		now:         cfg.hooks.clock,
 		metrics:     newServerMetrics(),
 	}
 	if s.now == nil {
@@ -129,9 +133,6 @@ func startServer(cfg *config) (*server, error) {
 	}
 	if s.tls, err = newTLSSetup(cfg); err != nil {
 		return nil, err
-	}
-	if walMaxFiles != int(cfg.MaxWALs) { // members started together (discovery) only read it
-		walMaxFiles = int(cfg.MaxWALs)
 	}
 	walDir, err := resolveWALDir(cfg)
 	if err != nil {
@@ -181,6 +182,7 @@ func startServer(cfg *config) (*server, error) {
 	}
 	s.startSnapshotIndex = s.snapshotIndex
 	s.wal.metrics = &s.metrics.wal
+	s.wal.maxFiles = int(cfg.MaxWALs)
 	s.stats = newServerStats(cfg.Name, s.id)
 	s.clusterIDHeader = []string{idString(s.clusterID)}
 	s.transport.SetRemovedHandler(func() {
@@ -238,7 +240,7 @@ func (s *server) bootstrap(walDir string) ([]raft.Peer, error) {
 		id := memberID(urls, s.cfg.InitialClusterToken, 0)
 		ids = append(ids, id)
 		m := member{ID: id, Name: "", PeerURLs: urls}
-		ctx, _ := json.Marshal(m)
+		ctx := mustJSONBytes(m)
 		peers = append(peers, raft.Peer{ID: id, Context: ctx})
 		if name == s.cfg.Name {
 			s.id = id
@@ -341,7 +343,11 @@ func (s *server) recover(walDir string) error {
 }
 
 // gcPause counts recoveries in progress in this process (tests run several
-// members in one): the collector is off while there is any.
+// members in one): the collector is off while there is any. It stays a
+// package variable on purpose: the setting it guards (debug.SetGCPercent)
+// belongs to the process, so one count must serve every server in it, or
+// one server's resume would turn the collector back on under another's
+// recovery.
 var gcPause struct {
 	sync.Mutex
 	n       int
@@ -364,12 +370,6 @@ func pauseGC() (resume func()) {
 		}
 		gcPause.Unlock()
 	}
-}
-
-// stateSnapshot is what a snapshot holds: the whole store, membership
-// included (it lives under /0).
-func (s *server) stateSnapshot() ([]byte, error) {
-	return s.store.Save()
 }
 
 // installSnapshot makes snap the state: raft's storage takes its metadata
@@ -446,9 +446,7 @@ func (s *server) join(walDir string) ([]memberView, error) {
 			return nil, err
 		}
 		for _, m := range ms {
-			theirs := append([]string(nil), m.PeerURLs...)
-			sort.Strings(theirs)
-			if strings.Join(theirs, ",") == strings.Join(mine, ",") {
+			if sameURLStrings(m.PeerURLs, mine) {
 				id, err := parseID(m.ID)
 				if err != nil {
 					return nil, fmt.Errorf("member %q of the running cluster has a bad id: %w", m.ID, err)
@@ -507,7 +505,7 @@ func (s *server) send(msgs []raftpb.Message) {
 	out := msgs[:0]
 	for _, m := range msgs {
 		if m.Type == raftpb.MsgSnap {
-			data, err := s.stateSnapshot()
+			data, err := s.store.Save() // the whole store, membership included (under /0)
 			if err != nil {
 				slog.Error("snapshot for a follower", "to", idString(m.To), "err", err)
 				s.rn.ReportSnapshot(m.To, raft.SnapshotFailure)

@@ -1,3 +1,5 @@
+// Snapshot files in <data-dir>/member/snap/.
+
 package main
 
 // This file stores raft snapshots in <data-dir>/member/snap/ as files named
@@ -35,9 +37,6 @@ const (
 	snapTempSuffix = ".tmp"
 )
 
-// snapCRCTable is the CRC-32C (Castagnoli) table for snapshot checksums.
-var snapCRCTable = crc32.MakeTable(crc32.Castagnoli)
-
 // Snapshotter stores raft snapshots as checksummed files in one directory.
 type Snapshotter struct {
 	mu  sync.Mutex
@@ -61,7 +60,7 @@ type snapFile struct {
 
 // snapChecksum computes the checksum of every field of f but CRC.
 func snapChecksum(f *snapFile) uint32 {
-	h := crc32.New(snapCRCTable)
+	h := crc32.New(walCRCTable)
 	var b [8]byte
 	putBytes := func(h hash.Hash32, p []byte) {
 		binary.LittleEndian.PutUint64(b[:], uint64(len(p)))

@@ -1,3 +1,5 @@
+// Tests of the snapshot files.
+
 package main
 
 import (

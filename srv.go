@@ -35,8 +35,8 @@ func srvServices(clients bool, srvName string) []srvService {
 
 // resolverOf is the resolver cfg names (tests inject one), else net's.
 func resolverOf(cfg *config) *net.Resolver {
-	if cfg.resolver != nil {
-		return cfg.resolver
+	if cfg.hooks.resolver != nil {
+		return cfg.hooks.resolver
 	}
 	return net.DefaultResolver
 }
@@ -145,21 +145,19 @@ func srvCluster(ctx context.Context, cfg *config) (map[string][]*url.URL, error)
 // srvPeerURLs returns every peer URL the server SRV records of
 // --discovery-srv name, for a proxy.
 func srvPeerURLs(ctx context.Context, cfg *config) ([]*url.URL, error) {
-	targets, err := lookupSRVTargets(ctx, resolverOf(cfg), cfg.DiscoverySRV, srvServices(false, cfg.DiscoverySRVName))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*url.URL, len(targets))
-	for i, t := range targets {
-		out[i] = t.url
-	}
-	return out, nil
+	return srvTargetURLs(ctx, resolverOf(cfg), cfg.DiscoverySRV, srvServices(false, cfg.DiscoverySRVName))
 }
 
 // srvClientURLs returns the client URLs the client SRV records of domain
 // name (what clients such as etcdctl --discovery-srv look up).
 func srvClientURLs(ctx context.Context, r *net.Resolver, domain, srvName string) ([]*url.URL, error) {
-	targets, err := lookupSRVTargets(ctx, r, domain, srvServices(true, srvName))
+	return srvTargetURLs(ctx, r, domain, srvServices(true, srvName))
+}
+
+// srvTargetURLs returns the URL of every target of the SRV records of
+// domain for services.
+func srvTargetURLs(ctx context.Context, r *net.Resolver, domain string, services []srvService) ([]*url.URL, error) {
+	targets, err := lookupSRVTargets(ctx, r, domain, services)
 	if err != nil {
 		return nil, err
 	}

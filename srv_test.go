@@ -1,3 +1,5 @@
+// Tests of DNS SRV discovery.
+
 package main
 
 import (
@@ -214,7 +216,7 @@ func TestSRVCluster(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg := &config{Name: "me", DiscoverySRV: tc.domain, DiscoverySRVName: tc.srvName, InitialAdvertisePeerURLs: []*url.URL{u}, resolver: dns.resolver()}
+			cfg := &config{Name: "me", DiscoverySRV: tc.domain, DiscoverySRVName: tc.srvName, InitialAdvertisePeerURLs: []*url.URL{u}, hooks: testHooks{resolver: dns.resolver()}}
 			got, err := srvCluster(context.Background(), cfg)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -284,7 +286,7 @@ func TestSRVBootstrap(t *testing.T) {
 		cfg.InitialClusterToken = "srv-cluster"
 		cfg.DiscoverySRV = "boot.test"
 		cfg.Proxy = "off"
-		cfg.resolver = dns.resolver()
+		cfg.hooks.resolver = dns.resolver()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -315,7 +317,7 @@ func TestSRVBootstrap(t *testing.T) {
 	putValue(t, "http://"+servers[0].ClientAddrs()[0], "srv", "ok")
 
 	// a proxy on the same records
-	pcfg := &config{Name: "p", DataDir: t.TempDir(), Proxy: "on", DiscoverySRV: "boot.test", resolver: dns.resolver(),
+	pcfg := &config{Name: "p", DataDir: t.TempDir(), Proxy: "on", DiscoverySRV: "boot.test", hooks: testHooks{resolver: dns.resolver()},
 		ListenClientURLs: mustURLs(t, "http://127.0.0.1:0"), InitialClusterState: "new"}
 	setProxyTimings(pcfg)
 	n, err := startNode(context.Background(), pcfg)

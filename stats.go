@@ -1,7 +1,10 @@
+// The v2 stats of this member: /v2/stats/self and /v2/stats/leader.
+
 package main
 
 import (
 	"encoding/json"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -71,7 +74,10 @@ func (st *serverStats) selfJSON(tt transportTotals) []byte {
 		SendPkg:    tt.SendPkgRate,
 		SendBW:     tt.SendBandwidthRate,
 	}
-	b, _ := json.Marshal(v)
+	b, err := json.Marshal(v)
+	if err != nil { // a rate that is not a number
+		slog.Error("cannot encode /v2/stats/self", "err", err)
+	}
 	return b
 }
 
@@ -90,6 +96,9 @@ func (st *serverStats) leaderJSON(peers map[uint64]transportPeerStats) ([]byte, 
 	for id, ps := range peers {
 		v.Followers[idString(id)] = ps
 	}
-	b, _ := json.Marshal(v)
+	b, err := json.Marshal(v)
+	if err != nil { // a latency that is not a number
+		slog.Error("cannot encode /v2/stats/leader", "err", err)
+	}
 	return b, true
 }

@@ -1,3 +1,5 @@
+// Helpers that start one test server.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// TLS for the client and peer listeners and the peer transport.
+
 package main
 
 // TLS for the client and the peer listeners and for the peer transport's

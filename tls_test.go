@@ -1,3 +1,5 @@
+// Tests of client and peer TLS.
+
 package main
 
 import (
@@ -535,9 +537,9 @@ func TestTLSPeerCluster(t *testing.T) {
 	for _, in := range intruders {
 		hc := tlsClient(t, p.ca.file, &in.leaf)
 		req, _ := http.NewRequest("POST", peerURL+transportStreamPath, strings.NewReader(""))
-		req.Header.Set(transportHeaderClusterID, trHex(c.srv(lead).clusterID))
+		req.Header.Set(transportHeaderClusterID, idString(c.srv(lead).clusterID))
 		req.Header.Set(transportHeaderFrom, "1234")
-		req.Header.Set(transportHeaderTo, trHex(c.srv(lead).id))
+		req.Header.Set(transportHeaderTo, idString(c.srv(lead).id))
 		if resp, err := hc.Do(req); err == nil {
 			resp.Body.Close()
 			t.Fatalf("%s: peer request answered %d", in.name, resp.StatusCode)

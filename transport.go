@@ -1,3 +1,5 @@
+// The peer transport: raft messages between members over HTTP.
+
 package main
 
 // The peer transport: it carries raft messages between the members of the
@@ -228,9 +230,6 @@ func NewTransport(localID, clusterID uint64, r transportRaft) *Transport {
 	return t
 }
 
-// trHex formats a member or cluster id as the wire and the logs show it.
-func trHex(id uint64) string { return strconv.FormatUint(id, 16) }
-
 // SetPeerTLS gives the transport the peer TLS it needs for https peer
 // URLs: the peer certificate as client certificate, the peer CA for the
 // peers' certificates. Call it before AddPeer.
@@ -313,20 +312,7 @@ func (t *Transport) AddPeer(id uint64, urls []string) {
 	go p.runStream()
 	go p.runSnapshots()
 	go p.runReports()
-	slog.Info("raft transport: peer added", "local", trHex(t.localID), "peer", trHex(id), "urls", urls)
-}
-
-// UpdatePeer changes the URLs of member id; a stream on a URL no longer
-// listed is reconnected.
-func (t *Transport) UpdatePeer(id uint64, urls []string) {
-	t.mu.RLock()
-	p := t.peers[id]
-	t.mu.RUnlock()
-	if p == nil {
-		slog.Warn("raft transport: update of unknown peer ignored", "local", trHex(t.localID), "peer", trHex(id))
-		return
-	}
-	p.setURLs(urls)
+	slog.Info("raft transport: peer added", "local", idString(t.localID), "peer", idString(id), "urls", urls)
 }
 
 // RemovePeer stops sending to member id, closes its incoming streams and
@@ -350,7 +336,7 @@ func (t *Transport) RemovePeer(id uint64) {
 	if p != nil {
 		p.cancel()
 	}
-	slog.Info("raft transport: peer removed", "local", trHex(t.localID), "peer", trHex(id))
+	slog.Info("raft transport: peer removed", "local", idString(t.localID), "peer", idString(id))
 }
 
 // Connected tells whether the outgoing stream to member id is up.
@@ -377,7 +363,7 @@ func (t *Transport) Stop() {
 		t.wg.Wait()
 		t.inWG.Wait()
 		t.snapRT.CloseIdleConnections()
-		slog.Debug("raft transport stopped", "local", trHex(t.localID))
+		slog.Debug("raft transport stopped", "local", idString(t.localID))
 	})
 }
 
@@ -443,7 +429,7 @@ func (t *Transport) Send(msgs []raftpb.Message) {
 // dropUnknown drops a message for a member the transport does not know.
 func (t *Transport) dropUnknown(m *raftpb.Message) {
 	t.dropped.Add(1)
-	slog.Debug("raft transport: message to unknown peer dropped", "local", trHex(t.localID), "to", trHex(m.To), "type", m.Type.String())
+	slog.Debug("raft transport: message to unknown peer dropped", "local", idString(t.localID), "to", idString(m.To), "type", m.Type.String())
 	if m.Type != raftpb.MsgSnap {
 		return
 	}
@@ -496,9 +482,9 @@ func (t *Transport) Totals() transportTotals {
 
 // idHeaders puts the identifying headers of a request to member to in h.
 func (t *Transport) idHeaders(h http.Header, to uint64) {
-	h.Set(transportHeaderClusterID, trHex(t.clusterID))
-	h.Set(transportHeaderFrom, trHex(t.localID))
-	h.Set(transportHeaderTo, trHex(to))
+	h.Set(transportHeaderClusterID, idString(t.clusterID))
+	h.Set(transportHeaderFrom, idString(t.localID))
+	h.Set(transportHeaderTo, idString(to))
 	h.Set("Content-Type", transportContentType)
 }
 
@@ -1105,9 +1091,9 @@ func (p *trPeer) runStream() {
 			}
 			if msg := err.Error(); msg != lastErr[u] {
 				lastErr[u] = msg
-				slog.Warn("raft transport: cannot open stream to peer", "local", trHex(p.t.localID), "peer", trHex(p.id), "url", u, "err", err)
+				slog.Warn("raft transport: cannot open stream to peer", "local", idString(p.t.localID), "peer", idString(p.id), "url", u, "err", err)
 			} else {
-				slog.Debug("raft transport: cannot open stream to peer", "local", trHex(p.t.localID), "peer", trHex(p.id), "url", u, "err", err)
+				slog.Debug("raft transport: cannot open stream to peer", "local", idString(p.t.localID), "peer", idString(p.id), "url", u, "err", err)
 			}
 			next++
 			failedInRound++
@@ -1130,7 +1116,7 @@ func (p *trPeer) runStream() {
 		p.failQueued() // anything queued before the stream came up is stale
 		p.cur.Store(c)
 		p.connected.Store(true)
-		slog.Info("raft transport: stream to peer connected", "local", trHex(p.t.localID), "peer", trHex(p.id), "url", u)
+		slog.Info("raft transport: stream to peer connected", "local", idString(p.t.localID), "peer", idString(p.id), "url", u)
 		err = p.pump(c, &out)
 		p.connected.Store(false)
 		p.disconnects.Add(1)
@@ -1143,7 +1129,7 @@ func (p *trPeer) runStream() {
 		}
 		p.unreachable.Store(true)
 		p.wakeReporter()
-		slog.Warn("raft transport: stream to peer broken", "local", trHex(p.t.localID), "peer", trHex(p.id), "url", u, "err", err)
+		slog.Warn("raft transport: stream to peer broken", "local", idString(p.t.localID), "peer", idString(p.id), "url", u, "err", err)
 		select {
 		case <-p.ctx.Done():
 			return
@@ -1409,7 +1395,7 @@ func (p *trPeer) send(c *trConn, out *[]byte, msgs []raftpb.Message) error {
 func (p *trPeer) encode(buf []byte, m *raftpb.Message, b *trBatch) []byte {
 	size := m.Size()
 	if size > transportMaxFrameSize {
-		slog.Error("raft transport: message too large, dropped", "local", trHex(p.t.localID), "peer", trHex(p.id), "type", m.Type.String(), "size", size)
+		slog.Error("raft transport: message too large, dropped", "local", idString(p.t.localID), "peer", idString(p.id), "type", m.Type.String(), "size", size)
 		p.drop(1)
 		return buf
 	}
@@ -1418,7 +1404,7 @@ func (p *trPeer) encode(buf []byte, m *raftpb.Message, b *trBatch) []byte {
 	buf = slices.Grow(buf, 8+size+2)[:off+8+size]
 	binary.BigEndian.PutUint64(buf[off:], uint64(size))
 	if _, err := m.MarshalToSizedBuffer(buf[off+8:]); err != nil {
-		slog.Error("raft transport: cannot marshal message, dropped", "local", trHex(p.t.localID), "peer", trHex(p.id), "type", m.Type.String(), "err", err)
+		slog.Error("raft transport: cannot marshal message, dropped", "local", idString(p.t.localID), "peer", idString(p.id), "type", m.Type.String(), "err", err)
 		p.drop(1)
 		return buf[:off]
 	}
@@ -1447,14 +1433,14 @@ func (p *trPeer) runSnapshots() {
 				return
 			}
 			p.fail.Add(1)
-			slog.Warn("raft transport: snapshot to peer failed", "local", trHex(p.t.localID), "peer", trHex(p.id), "index", m.Snapshot.Metadata.Index, "err", err)
+			slog.Warn("raft transport: snapshot to peer failed", "local", idString(p.t.localID), "peer", idString(p.id), "index", m.Snapshot.Metadata.Index, "err", err)
 			p.t.raft.ReportSnapshot(p.id, raft.SnapshotFailure)
 			continue
 		}
 		p.success.Add(1)
 		p.sentBytes.Add(uint64(size))
 		p.t.noteSent(time.Now(), 1, uint64(size), 0)
-		slog.Info("raft transport: snapshot sent to peer", "local", trHex(p.t.localID), "peer", trHex(p.id), "index", m.Snapshot.Metadata.Index, "bytes", size)
+		slog.Info("raft transport: snapshot sent to peer", "local", idString(p.t.localID), "peer", idString(p.id), "index", m.Snapshot.Metadata.Index, "bytes", size)
 		p.t.raft.ReportSnapshot(p.id, raft.SnapshotFinish)
 	}
 }
@@ -1572,7 +1558,7 @@ func (t *Transport) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "etcdlite: unknown raft transport path "+r.URL.Path, http.StatusNotFound)
 		return
 	}
-	w.Header().Set(transportHeaderClusterID, trHex(t.clusterID))
+	w.Header().Set(transportHeaderClusterID, idString(t.clusterID))
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "etcdlite: method not allowed", http.StatusMethodNotAllowed)
@@ -1606,7 +1592,7 @@ func (t *Transport) checkRequest(w http.ResponseWriter, r *http.Request) (uint64
 		return refuse(http.StatusBadRequest, fmt.Sprintf("etcdlite: malformed %s header %q", transportHeaderClusterID, cid))
 	}
 	if gotCluster != t.clusterID {
-		return refuse(http.StatusPreconditionFailed, fmt.Sprintf("etcdlite: cluster ID mismatch: this member is in cluster %s, the request comes from cluster %s", trHex(t.clusterID), trHex(gotCluster)))
+		return refuse(http.StatusPreconditionFailed, fmt.Sprintf("etcdlite: cluster ID mismatch: this member is in cluster %s, the request comes from cluster %s", idString(t.clusterID), idString(gotCluster)))
 	}
 	fh := r.Header.Get(transportHeaderFrom)
 	from, err := strconv.ParseUint(fh, 16, 64)
@@ -1619,14 +1605,14 @@ func (t *Transport) checkRequest(w http.ResponseWriter, r *http.Request) (uint64
 			return refuse(http.StatusBadRequest, fmt.Sprintf("etcdlite: malformed %s header %q", transportHeaderTo, th))
 		}
 		if to != t.localID {
-			return refuse(http.StatusPreconditionFailed, fmt.Sprintf("etcdlite: member ID mismatch: this is member %s, the request is for member %s", trHex(t.localID), trHex(to)))
+			return refuse(http.StatusPreconditionFailed, fmt.Sprintf("etcdlite: member ID mismatch: this is member %s, the request is for member %s", idString(t.localID), idString(to)))
 		}
 	}
 	t.mu.RLock()
 	removed := t.removed[from]
 	t.mu.RUnlock()
 	if removed {
-		return refuse(http.StatusGone, fmt.Sprintf("etcdlite: member %s was removed from cluster %s", trHex(from), trHex(t.clusterID)))
+		return refuse(http.StatusGone, fmt.Sprintf("etcdlite: member %s was removed from cluster %s", idString(from), idString(t.clusterID)))
 	}
 	return from, true
 }
@@ -1639,7 +1625,7 @@ func (t *Transport) logRefusal(r *http.Request, code int, msg string) {
 	if now-last > int64(10*time.Second) && t.lastRefusalLog.CompareAndSwap(last, now) {
 		level = slog.LevelWarn
 	}
-	slog.Log(context.Background(), level, "raft transport: peer request refused", "local", trHex(t.localID), "remote", r.RemoteAddr, "path", r.URL.Path, "code", code, "reason", msg)
+	slog.Log(context.Background(), level, "raft transport: peer request refused", "local", idString(t.localID), "remote", r.RemoteAddr, "path", r.URL.Path, "code", code, "reason", msg)
 }
 
 // serveStream reads a peer's stream until it ends, handing each message to
@@ -1662,15 +1648,15 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request, from uin
 	w.Header().Set("Content-Type", transportContentType)
 	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
-		slog.Debug("raft transport: cannot accept stream", "local", trHex(t.localID), "peer", trHex(from), "err", err)
+		slog.Debug("raft transport: cannot accept stream", "local", idString(t.localID), "peer", idString(from), "err", err)
 		return
 	}
-	slog.Debug("raft transport: stream from peer accepted", "local", trHex(t.localID), "peer", trHex(from), "remote", r.RemoteAddr)
+	slog.Debug("raft transport: stream from peer accepted", "local", idString(t.localID), "peer", idString(from), "remote", r.RemoteAddr)
 	err := t.readStream(in, r.Body)
 	if in.killed.Load() {
 		err = trErrStopped
 	}
-	slog.Debug("raft transport: stream from peer ended", "local", trHex(t.localID), "peer", trHex(from), "err", err)
+	slog.Debug("raft transport: stream from peer ended", "local", idString(t.localID), "peer", idString(from), "err", err)
 }
 
 // trStreamBody is a stream's request body as readStream reads it: the
@@ -1715,7 +1701,7 @@ func (t *Transport) readStream(in *trInbound, body io.Reader) error {
 			continue // keepalive
 		}
 		if n > transportMaxFrameSize {
-			slog.Warn("raft transport: oversized frame, closing stream", "local", trHex(t.localID), "peer", trHex(in.from), "size", n)
+			slog.Warn("raft transport: oversized frame, closing stream", "local", idString(t.localID), "peer", idString(in.from), "size", n)
 			return fmt.Errorf("frame of %d bytes exceeds the limit of %d", n, transportMaxFrameSize)
 		}
 		if uint64(cap(buf)) < n {
@@ -1727,14 +1713,14 @@ func (t *Transport) readStream(in *trInbound, body io.Reader) error {
 		}
 		var m raftpb.Message
 		if err := m.Unmarshal(frame); err != nil { // copies what it keeps
-			slog.Warn("raft transport: undecodable message, closing stream", "local", trHex(t.localID), "peer", trHex(in.from), "err", err)
+			slog.Warn("raft transport: undecodable message, closing stream", "local", idString(t.localID), "peer", idString(in.from), "err", err)
 			return fmt.Errorf("unmarshal message: %w", err)
 		}
 		if cap(buf) > transportKeepBufSize {
 			buf = nil
 		}
 		if m.From != in.from && !t.relayed(&m) {
-			slog.Warn("raft transport: message with a forged sender dropped", "local", trHex(t.localID), "peer", trHex(in.from), "from", trHex(m.From), "type", m.Type.String())
+			slog.Warn("raft transport: message with a forged sender dropped", "local", idString(t.localID), "peer", idString(in.from), "from", idString(m.From), "type", m.Type.String())
 			continue
 		}
 		t.noteReceived(&m, len(frame)+8, sb.now)
@@ -1745,7 +1731,7 @@ func (t *Transport) readStream(in *trInbound, body io.Reader) error {
 			if in.ctx.Err() != nil {
 				return fmt.Errorf("process %s: %w", m.Type, err)
 			}
-			slog.Debug("raft transport: raft refused message", "local", trHex(t.localID), "peer", trHex(in.from), "type", m.Type.String(), "err", err)
+			slog.Debug("raft transport: raft refused message", "local", idString(t.localID), "peer", idString(in.from), "type", m.Type.String(), "err", err)
 		}
 	}
 }
@@ -1802,7 +1788,7 @@ func (t *Transport) serveSnapshot(w http.ResponseWriter, r *http.Request, from u
 		}
 	}
 	if err != nil {
-		slog.Warn("raft transport: cannot read snapshot", "local", trHex(t.localID), "peer", trHex(from), "err", err)
+		slog.Warn("raft transport: cannot read snapshot", "local", idString(t.localID), "peer", idString(from), "err", err)
 		http.Error(w, "etcdlite: cannot read snapshot: "+err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -1812,7 +1798,7 @@ func (t *Transport) serveSnapshot(w http.ResponseWriter, r *http.Request, from u
 		return
 	}
 	if m.Type != raftpb.MsgSnap || m.From != from {
-		http.Error(w, fmt.Sprintf("etcdlite: expected MsgSnap from %s, got %s from %s", trHex(from), m.Type, trHex(m.From)), http.StatusBadRequest)
+		http.Error(w, fmt.Sprintf("etcdlite: expected MsgSnap from %s, got %s from %s", idString(from), m.Type, idString(m.From)), http.StatusBadRequest)
 		return
 	}
 	t.noteReceived(&m, len(data), time.Now())
@@ -1820,11 +1806,11 @@ func (t *Transport) serveSnapshot(w http.ResponseWriter, r *http.Request, from u
 		p.recvBytes.Add(uint64(len(data)))
 	}
 	if err := t.raft.Process(in.ctx, m); err != nil {
-		slog.Warn("raft transport: raft refused snapshot", "local", trHex(t.localID), "peer", trHex(from), "err", err)
+		slog.Warn("raft transport: raft refused snapshot", "local", idString(t.localID), "peer", idString(from), "err", err)
 		http.Error(w, "etcdlite: raft refused snapshot: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	slog.Info("raft transport: snapshot received", "local", trHex(t.localID), "peer", trHex(from), "index", m.Snapshot.Metadata.Index, "bytes", len(data))
+	slog.Info("raft transport: snapshot received", "local", idString(t.localID), "peer", idString(from), "index", m.Snapshot.Metadata.Index, "bytes", len(data))
 	w.WriteHeader(http.StatusNoContent)
 }
 

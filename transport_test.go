@@ -1,3 +1,5 @@
+// Tests of the peer transport.
+
 package main
 
 import (
@@ -565,7 +567,7 @@ func TestTransportReconnectsAfterRestart(t *testing.T) {
 	trSameMessages(t, b2.fake.received(), want)
 }
 
-// TestTransportTriesURLsInTurn: a dead first URL falls through to the next; UpdatePeer moves the stream.
+// TestTransportTriesURLsInTurn: a dead first URL falls through to the next; AddPeer of a known peer moves the stream.
 func TestTransportTriesURLsInTurn(t *testing.T) {
 	a := trStartNode(t, 1, 0x77, nil, "")
 	b := trStartNode(t, 2, 0x77, nil, "")
@@ -575,7 +577,7 @@ func TestTransportTriesURLsInTurn(t *testing.T) {
 	// Moving the peer to another URL reconnects there.
 	b2srv, b2addr := trServe(t, "127.0.0.1:0", b.tr.Handler())
 	defer b2srv.Close()
-	a.tr.UpdatePeer(2, []string{"http://" + b2addr})
+	a.tr.AddPeer(2, []string{"http://" + b2addr})
 	trWait(t, 3*time.Second, func() bool { return b.reqs.count("/raft/stream 200") == 1 && a.tr.Connected(2) }, "stream on the new URL")
 	m := trApp(1, 2, 7)
 	trWait(t, 3*time.Second, func() bool {

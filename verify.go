@@ -1,3 +1,5 @@
+// `etcdlite verify`: an offline check of a data dir.
+
 package main
 
 // This file owns `etcdlite verify --data-dir D [--wal-dir W]`: an offline

@@ -1,3 +1,5 @@
+// The write-ahead log: framing, segments, replay (details below).
+
 package main
 
 // This file implements etcdlite's write-ahead log: the durable record of raft
@@ -56,11 +58,12 @@ import (
 // Tests lower it.
 var walSegmentSize int64 = 64 << 20
 
-// walMaxFiles is the number of segment files ReleaseTo keeps at least
-// (--max-wals); 0 keeps every segment.
-var walMaxFiles = 5
+// walDefaultMaxFiles is WAL.maxFiles of a log just opened (etcd's
+// --max-wals default); the server sets its own from its config.
+const walDefaultMaxFiles = 5
 
-// walCRCTable is the CRC-32C (Castagnoli) table used by all WAL checksums.
+// walCRCTable is the CRC-32C (Castagnoli) table of every checksum on disk:
+// WAL records and snapshot files (snapshot.go). Never written after start.
 var walCRCTable = crc32.MakeTable(crc32.Castagnoli)
 
 // walErrCorrupt is wrapped by every error that reports damage in a segment.
@@ -151,6 +154,7 @@ type WAL struct {
 	unsynced    bool             // written records that must be fsynced before Sync returns
 	err         error            // sticky failure
 	metrics     *walMetrics      // what /metrics reports; nil: nothing is counted
+	maxFiles    int              // segment files ReleaseTo keeps at least (--max-wals); 0 keeps every segment
 }
 
 // walSegmentInfo describes one segment file.
@@ -779,7 +783,7 @@ func OpenWAL(dir string, meta WALMetadata, snapIndex, snapTerm uint64) (*WAL, *W
 			return nil, nil, fmt.Errorf("wal: remove leftover temp file: %w", err)
 		}
 	}
-	w := &WAL{dir: dir, metaPayload: walEncodeMetadata(meta)}
+	w := &WAL{dir: dir, metaPayload: walEncodeMetadata(meta), maxFiles: walDefaultMaxFiles}
 
 	if len(segs) == 0 {
 		w.log.reset(snapIndex)
@@ -1184,7 +1188,7 @@ func (w *WAL) SaveSnapshot(index, term uint64) error {
 
 // ReleaseTo allows removing segments that only hold entries up to index
 // (the newest durable snapshot): the oldest of them are removed while more
-// than walMaxFiles segments exist. With walMaxFiles 0 nothing is removed.
+// than w.maxFiles segments exist. With maxFiles 0 nothing is removed.
 // The last segment is never removed.
 func (w *WAL) ReleaseTo(index uint64) error {
 	w.mu.Lock()
@@ -1192,11 +1196,11 @@ func (w *WAL) ReleaseTo(index uint64) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
-	if walMaxFiles <= 0 {
+	if w.maxFiles <= 0 {
 		return nil
 	}
 	n := 0
-	for n+1 < len(w.segs) && w.segs[n+1].first-1 <= index && len(w.segs)-n > walMaxFiles {
+	for n+1 < len(w.segs) && w.segs[n+1].first-1 <= index && len(w.segs)-n > w.maxFiles {
 		n++
 	}
 	if n == 0 {

@@ -1,3 +1,5 @@
+// Tests of the write-ahead log.
+
 package main
 
 import (
@@ -42,13 +44,6 @@ func walTestSetSegmentSize(t *testing.T, n int64) {
 	old := walSegmentSize
 	walSegmentSize = n
 	t.Cleanup(func() { walSegmentSize = old })
-}
-
-// walTestSetMaxFiles sets walMaxFiles for one test.
-func walTestSetMaxFiles(t *testing.T, n int) {
-	old := walMaxFiles
-	walMaxFiles = n
-	t.Cleanup(func() { walMaxFiles = old })
 }
 
 // walTestSegs lists the segment files in dir.
@@ -301,9 +296,9 @@ func TestWALReleaseTo(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			walTestSetSegmentSize(t, 1024)
-			walTestSetMaxFiles(t, tt.maxFiles)
 			dir := t.TempDir()
 			w, _ := walTestOpen(t, dir, 0, 0)
+			w.maxFiles = tt.maxFiles
 			for i := uint64(1); i <= 120; i += 4 {
 				if err := w.Save(raftpb.HardState{Term: 1, Commit: i + 3}, walTestEnts(i, i+3, 1, 100)); err != nil {
 					t.Fatal(err)

@@ -1,3 +1,5 @@
+// Tests of --wal-dir.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// Tests of watches through the HTTP API.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// The v2 API errors: codes, messages and the Error type.
+
 package kv
 
 import (

@@ -1,3 +1,5 @@
+// Events: what a change reports, and their JSON encoding.
+
 package kv
 
 import (

@@ -1,3 +1,5 @@
+// Tests of events and their JSON.
+
 package kv
 
 import (

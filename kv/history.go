@@ -1,3 +1,5 @@
+// The event history that watches starting in the past read from.
+
 package kv
 
 import (

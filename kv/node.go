@@ -1,3 +1,5 @@
+// The tree's nodes: files and directories and their views.
+
 package kv
 
 import (
@@ -78,14 +80,6 @@ func (n *node) reprInto(e *NodeExtern, recursive, sorted bool, now int64) {
 	if recursive {
 		e.Nodes = n.listVisible(true, sorted, now)
 	}
-}
-
-// listing is the node as a Get returns it: a directory always lists one
-// level of its visible children (all levels when recursive).
-func (n *node) listing(recursive, sorted bool, now int64) *NodeExtern {
-	e := &NodeExtern{}
-	n.listingInto(e, recursive, sorted, now)
-	return e
 }
 
 // listingInto is listing into a NodeExtern the caller provides.

@@ -1,3 +1,5 @@
+// Requests: the replicated form of a keys write and its binary encoding.
+
 package kv
 
 import (

@@ -1,3 +1,5 @@
+// The store's snapshot: its saved form, writing and decoding.
+
 package kv
 
 import (

@@ -1,3 +1,5 @@
+// The store's counters (/v2/stats/store).
+
 package kv
 
 import (

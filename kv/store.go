@@ -1,3 +1,5 @@
+// The store: the tree of keys and the operations on it.
+
 package kv
 
 import (

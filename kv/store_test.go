@@ -1,3 +1,5 @@
+// Tests of the store.
+
 package kv
 
 import (

@@ -1,3 +1,5 @@
+// TTLs: the heap of expiring nodes, ordered the same on every member.
+
 package kv
 
 // ttlHeap orders the nodes that have a TTL by expiration time, earliest
@@ -99,5 +101,3 @@ func (h *ttlHeap) fix(n *node) {
 		h.up(n.heapIndex)
 	}
 }
-
-func (h *ttlHeap) len() int { return len(h.nodes) }

@@ -1,3 +1,5 @@
+// Watchers: waiting for a change under a key.
+
 package kv
 
 import (

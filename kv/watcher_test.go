@@ -1,3 +1,5 @@
+// Tests of watchers.
+
 package kv
 
 import (
