@@ -87,6 +87,19 @@ run() {
     echo "exit: $rc"
   } >>"$t"
 }
+# runtty INPUT ARGS...: run with a terminal (script(1)) typing INPUT, for
+# the commands that prompt for a password.
+runtty() {
+  local in=$1 o rc
+  shift
+  o=$(printf '%b' "$in" | ETCDCTL_API=2 script -qec "$(printf '%q ' "$etcdctl" "${tlsargs[@]}" --endpoints "$eps" "$@")" /dev/null 2>&1)
+  rc=$?
+  {
+    echo "\$ etcdctl $* (on a terminal)"
+    [ -n "$o" ] && echo "$o" | tr -d '\r'
+    echo "exit: $rc"
+  } >>"$t"
+}
 # runcn ARGS...: run with the certificate whose CN is myusername.
 runcn() {
   local save=("${tlsargs[@]}")
@@ -170,6 +183,11 @@ run --username myusername:mypw user get myusername
 run --username myusername:mypw cluster-health
 run --username myusername:mypw auth disable
 run --username nosuch:pw get /pub/a
+runtty 'newpw\n' --username root:rootpw user passwd myusername
+run --username myusername:mypw get /foo/x
+run --username myusername:newpw get /foo/x
+runtty 'newpw\n' --username myusername get /foo/x
+runtty 'wrong\n' --username myusername get /foo/x
 # with --client-cert-auth and auth on, the certificate's CN is the user
 runcn get /foo/x
 runcn set /foo/x 3
