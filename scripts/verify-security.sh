@@ -14,6 +14,8 @@
 #   scripts/verify-security.sh /usr/bin/etcd /tmp/b
 #   diff /tmp/a/transcript /tmp/b/transcript
 #
+# Only which member leads (member list's isLeader) differs between runs.
+#
 # Ports: clients on $BASE+1..3, peers on $BASE+11..13 (BASE=19100 unless set).
 set -uo pipefail
 bin=${1:?binary}
@@ -123,7 +125,7 @@ run cluster-health
 run set /foo bar
 run get /foo
 run mk /dir/a 1
-run ls --recursive /
+run ls --sort --recursive / # without --sort the order is random, in etcd too
 run update /foo baz
 run rm /foo
 run get /foo
@@ -224,3 +226,10 @@ curlr "$u1/v2/keys/pub/a"
 } >>"$t"
 rm -f "$out/stderr"
 echo "transcript: $t"
+# AFTER: a command run while the cluster is still up, with BASE and CERTS
+# set, its output in OUTDIR/after, e.g.
+#   AFTER='/usr/bin/python3 scripts/verify-python-etcd.py $BASE $CERTS'
+if [ -n "${AFTER:-}" ]; then
+  BASE=$base CERTS=$certs bash -c "$AFTER" >"$out/after" 2>&1
+  echo "after: $out/after"
+fi
