@@ -134,7 +134,16 @@ func TestConfigFileTLS(t *testing.T) {
 	pu := []string{freeURL(), freeURL()}
 	initial := fmt.Sprintf("%s=%s,%s=%s", names[0], pu[0], names[1], pu[1])
 	servers := make([]*server, 2)
-	errs := make(chan error, 2)
+	t.Cleanup(func() {
+		for _, s := range servers {
+			if s == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			s.Shutdown(ctx)
+			cancel()
+		}
+	})
 	for i := range names {
 		src := fmt.Sprintf(`# etcd.conf.yml
 name: %s
@@ -169,24 +178,14 @@ peer-transport-security:
 		if cfg.ClientTLS != want || cfg.PeerTLS != want {
 			t.Fatalf("config file TLS: client %+v, peer %+v, want both %+v", cfg.ClientTLS, cfg.PeerTLS, want)
 		}
-		go func() {
-			s, err := startServer(cfg)
-			servers[i] = s
-			errs <- err
-		}()
-	}
-	for range names {
-		if err := <-errs; err != nil {
-			t.Fatalf("start: %v", err)
+		// one after the other, as startTestCluster does: start-up sets
+		// process-wide WAL settings
+		s, err := startServer(cfg)
+		if err != nil {
+			t.Fatalf("start %s: %v", names[i], err)
 		}
+		servers[i] = s
 	}
-	t.Cleanup(func() {
-		for _, s := range servers {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			s.Shutdown(ctx)
-			cancel()
-		}
-	})
 	hc := tlsClient(t, p.ca.file, &client)
 	req, _ := http.NewRequest("PUT", cu[0]+"/v2/keys/yaml", strings.NewReader("value=tls"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
