@@ -3,10 +3,15 @@
 package main
 
 import (
+	"context"
+	"crypto/x509"
 	"fmt"
+	"io"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestParseYAML checks the subset of YAML etcd's config files use.
@@ -113,5 +118,117 @@ func TestConfigFileValues(t *testing.T) {
 	}
 	if len(warned) != 2 || !strings.Contains(warned[0], "key foo") || !strings.Contains(warned[1], "key peer-transport-security.bar") {
 		t.Errorf("warnings %q, want the unknown keys foo and peer-transport-security.bar", warned)
+	}
+}
+
+// TestConfigFileTLS starts a 2-member cluster from YAML config files whose
+// client-transport-security and peer-transport-security blocks give TLS
+// with client certificates on both sides: the members find each other over
+// https peer URLs, serve https clients with a certificate of the CA, and
+// refuse a client without one and plain http on the peer port.
+func TestConfigFileTLS(t *testing.T) {
+	p := newTestPKI(t)
+	srv := p.leaf("server", leafOpts{cn: "server", ca: p.ca})
+	client := p.leaf("client", leafOpts{cn: "client", ca: p.ca, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	freeURL := func() string { return fmt.Sprintf("https://127.0.0.1:%d", confFreePort(t)) }
+	names := []string{"y0", "y1"}
+	cu := []string{freeURL(), freeURL()}
+	pu := []string{freeURL(), freeURL()}
+	initial := fmt.Sprintf("%s=%s,%s=%s", names[0], pu[0], names[1], pu[1])
+	servers := make([]*server, 2)
+	t.Cleanup(func() {
+		for _, s := range servers {
+			if s == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			s.Shutdown(ctx)
+			cancel()
+		}
+	})
+	for i := range names {
+		src := fmt.Sprintf(`# etcd.conf.yml
+name: %s
+data-dir: %s
+listen-client-urls: %s
+advertise-client-urls: %s
+listen-peer-urls: %s
+initial-advertise-peer-urls: %s
+initial-cluster: %s
+initial-cluster-state: new
+initial-cluster-token: yaml-tls
+heartbeat-interval: 20
+election-timeout: 200
+client-transport-security:
+  cert-file: %s
+  key-file: %s
+  client-cert-auth: true
+  trusted-ca-file: %s
+  auto-tls: false
+peer-transport-security:
+  cert-file: '%s'
+  key-file: "%s"
+  client-cert-auth: true
+  trusted-ca-file: %s
+  auto-tls: false
+`, names[i], t.TempDir(), cu[i], cu[i], pu[i], pu[i], initial, srv.cert, srv.key, p.ca.file, srv.cert, srv.key, p.ca.file)
+		cfg, err := loadFrom([]string{"--config-file", "etcd.yml"}, nil, map[string]string{"etcd.yml": src})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := transportSecurity{CertFile: srv.cert, KeyFile: srv.key, ClientCertAuth: true, TrustedCAFile: p.ca.file}
+		if cfg.ClientTLS != want || cfg.PeerTLS != want {
+			t.Fatalf("config file TLS: client %+v, peer %+v, want both %+v", cfg.ClientTLS, cfg.PeerTLS, want)
+		}
+		// one after the other, as startTestCluster does: start-up sets
+		// process-wide WAL settings
+		s, err := startServer(cfg)
+		if err != nil {
+			t.Fatalf("start %s: %v", names[i], err)
+		}
+		servers[i] = s
+	}
+	hc := tlsClient(t, p.ca.file, &client)
+	req, _ := http.NewRequest("PUT", cu[0]+"/v2/keys/yaml", strings.NewReader("value=tls"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	var put *http.Response
+	waitFor(t, 15*time.Second, "a write through the first member", func() bool {
+		r, err := hc.Do(req.Clone(context.Background()))
+		if err != nil {
+			return false
+		}
+		r.Body.Close()
+		put = r
+		req.Body = io.NopCloser(strings.NewReader("value=tls"))
+		return r.StatusCode == 201
+	})
+	if put.StatusCode != 201 {
+		t.Fatalf("PUT: %d", put.StatusCode)
+	}
+	waitFor(t, 10*time.Second, "the write on the second member", func() bool {
+		r, err := hc.Get(cu[1] + "/v2/keys/yaml")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		return r.StatusCode == 200 && strings.Contains(string(b), `"value":"tls"`)
+	})
+	if _, err := tlsClient(t, p.ca.file, nil).Get(cu[1] + "/v2/keys/yaml"); err == nil {
+		t.Error("a client without a certificate was served")
+	}
+	plain := &http.Client{Timeout: 5 * time.Second}
+	if r, err := plain.Get(strings.Replace(pu[0], "https", "http", 1) + "/members"); err == nil {
+		r.Body.Close()
+		t.Errorf("plain http on the peer port answered %d", r.StatusCode)
+	}
+	r, err := hc.Get(pu[0] + "/members")
+	if err != nil {
+		t.Fatalf("peer port with a certificate: %v", err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 200 || strings.Count(string(b), "https://") != 4 {
+		t.Errorf("peer /members: %d %s", r.StatusCode, b)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"embed"
 	"encoding/base64"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"path"
 	"strings"
@@ -128,6 +130,7 @@ func (s *server) uiHandler() http.Handler {
 			Proxy:               nil, // peers are reached directly, never through HTTP_PROXY
 			MaxIdleConnsPerHost: 2,
 			IdleConnTimeout:     30 * time.Second,
+			DialTLSContext:      s.uiDialTLS,
 		},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -185,6 +188,26 @@ func (s *server) uiHandler() http.Handler {
 		h.Set("ETag", etag)
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 	})
+}
+
+// uiDialTLS connects to another member's https client URL as a client of
+// the client side's TLS: its CA (--trusted-ca-file) for the other member's
+// certificate and this member's certificate as the client certificate, so
+// that members under --client-cert-auth answer.
+func (s *server) uiDialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	if s.tls == nil || s.tls.client == nil {
+		return nil, fmt.Errorf("dial %s: an https client URL, but this member has no client TLS (--cert-file, --key-file)", addr)
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	cfg, err := s.tls.client.clientConfig(host)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: client TLS: %w", addr, err)
+	}
+	d := &tls.Dialer{Config: cfg}
+	return d.DialContext(ctx, network, addr)
 }
 
 // acceptsGzip reports whether the request's Accept-Encoding allows gzip.

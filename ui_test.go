@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -255,6 +256,65 @@ func TestUIClusterAPI(t *testing.T) {
 			}
 		} else if m.Status == nil {
 			t.Errorf("running member %s has no status: %s", m.Name, m.Error)
+		}
+	}
+}
+
+// TestUIClusterAPIOverTLS checks /ui/api/cluster on a cluster whose client
+// URLs are https under --client-cert-auth: each member reaches the others'
+// client URLs trusting the client CA and presenting its own certificate, so
+// every member's status and the leader's stats are there.
+func TestUIClusterAPIOverTLS(t *testing.T) {
+	p := newTestPKI(t)
+	srv := p.leaf("server", leafOpts{cn: "server", ca: p.ca})
+	c := startTestCluster(t, 3, func(cfg *config) {
+		for _, list := range [][]*url.URL{cfg.ListenClientURLs, cfg.AdvertiseClientURLs} {
+			for _, u := range list {
+				u.Scheme = "https"
+			}
+		}
+		cfg.ClientTLS = transportSecurity{CertFile: srv.cert, KeyFile: srv.key, ClientCertAuth: true, TrustedCAFile: p.ca.file}
+	})
+	client := p.leaf("client", leafOpts{cn: "client", ca: p.ca, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	hc := tlsClient(t, p.ca.file, &client)
+	lead := c.leader()
+	for i := range c.members {
+		u := strings.Replace(c.members[i].url, "http://", "https://", 1)
+		var uc uiCluster
+		// members publish their client URLs once they serve: wait for all
+		waitFor(t, 10*time.Second, "every member's client URLs", func() bool {
+			resp, err := hc.Get(u + "/ui/api/cluster")
+			if err != nil {
+				t.Fatalf("GET %s/ui/api/cluster: %v", u, err)
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s/ui/api/cluster: %d %s %v", u, resp.StatusCode, b, err)
+			}
+			uc = uiCluster{}
+			if err := json.Unmarshal(b, &uc); err != nil {
+				t.Fatalf("api/cluster %s: %v", b, err)
+			}
+			for _, m := range uc.Members {
+				if len(m.ClientURLs) == 0 {
+					return false
+				}
+			}
+			return len(uc.Members) == 3
+		})
+		for _, m := range uc.Members {
+			if m.Status == nil || !m.Status.Healthy || m.Error != "" {
+				t.Errorf("through %s: member %s: %+v %+v", c.members[i].cfg.Name, m.Name, m, m.Status)
+			}
+			for _, cu := range m.ClientURLs {
+				if !strings.HasPrefix(cu, "https://") {
+					t.Errorf("member %s client URL %s", m.Name, cu)
+				}
+			}
+		}
+		if i != lead && (uc.LeaderError != "" || len(uc.LeaderStats) == 0) {
+			t.Errorf("through %s: leader stats %s, error %q", c.members[i].cfg.Name, uc.LeaderStats, uc.LeaderError)
 		}
 	}
 }
