@@ -137,6 +137,21 @@ func writeAuthError(w http.ResponseWriter, err error) {
 	writeMembersError(w, http.StatusInternalServerError, err.Error())
 }
 
+// rootRequest admits a request of the root user's API: the method must be
+// one of methods and the credentials root's, or the refusal is answered and
+// ok is false; else the auth headers are set and st is the state to use.
+func (s *server) rootRequest(w http.ResponseWriter, r *http.Request, methods ...string) (st *authState, ok bool) {
+	if !allowMethod(w, r, methods...) {
+		return nil, false
+	}
+	if st, ok = s.authorized(r, (*authState).allowRoot); !ok {
+		writeNoAuth(w)
+		return nil, false
+	}
+	s.authHeaders(w)
+	return st, true
+}
+
 // authHeaders sets the headers every allowed auth answer has.
 func (s *server) authHeaders(w http.ResponseWriter) {
 	h := w.Header()
@@ -214,15 +229,10 @@ func (s *server) handleAuthUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if name == "" {
-		if !allowMethod(w, r, "GET") {
-			return
-		}
-		st, ok := s.authorized(r, (*authState).allowRoot)
+		st, ok := s.rootRequest(w, r, "GET")
 		if !ok {
-			writeNoAuth(w)
 			return
 		}
-		s.authHeaders(w)
 		var list struct {
 			Users []userWithRoles `json:"users"`
 		}
@@ -239,15 +249,10 @@ func (s *server) handleAuthUsers(w http.ResponseWriter, r *http.Request) {
 		writeAuthJSON(w, http.StatusOK, list)
 		return
 	}
-	if !allowMethod(w, r, "GET", "PUT", "DELETE") {
-		return
-	}
-	st, ok := s.authorized(r, (*authState).allowRoot)
+	st, ok := s.rootRequest(w, r, "GET", "PUT", "DELETE")
 	if !ok {
-		writeNoAuth(w)
 		return
 	}
-	s.authHeaders(w)
 	switch r.Method {
 	case http.MethodGet:
 		u, aerr := st.user(name)
@@ -315,15 +320,10 @@ func (s *server) handleAuthRoles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if name == "" {
-		if !allowMethod(w, r, "GET") {
-			return
-		}
-		st, ok := s.authorized(r, (*authState).allowRoot)
+		st, ok := s.rootRequest(w, r, "GET")
 		if !ok {
-			writeNoAuth(w)
 			return
 		}
-		s.authHeaders(w)
 		list := struct {
 			Roles []authRole `json:"roles"`
 		}{Roles: []authRole{}}
@@ -335,15 +335,10 @@ func (s *server) handleAuthRoles(w http.ResponseWriter, r *http.Request) {
 		writeAuthJSON(w, http.StatusOK, list)
 		return
 	}
-	if !allowMethod(w, r, "GET", "PUT", "DELETE") {
-		return
-	}
-	st, ok := s.authorized(r, (*authState).allowRoot)
+	st, ok := s.rootRequest(w, r, "GET", "PUT", "DELETE")
 	if !ok {
-		writeNoAuth(w)
 		return
 	}
-	s.authHeaders(w)
 	switch r.Method {
 	case http.MethodGet:
 		role, aerr := st.role(name)
