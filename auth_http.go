@@ -138,6 +138,21 @@ func writeAuthError(w http.ResponseWriter, err error) {
 	writeMembersError(w, http.StatusInternalServerError, err.Error())
 }
 
+// rootRequest admits a request of the root user's API: the method must be
+// one of methods and the credentials root's, or the refusal is answered and
+// ok is false; else the auth headers are set and st is the state to use.
+func (s *server) rootRequest(w http.ResponseWriter, r *http.Request, methods ...string) (st *authState, ok bool) {
+	if !allowMethod(w, r, methods...) {
+		return nil, false
+	}
+	if st, ok = s.authorized(r, (*authState).allowRoot); !ok {
+		writeNoAuth(w)
+		return nil, false
+	}
+	s.authHeaders(w)
+	return st, true
+}
+
 // authHeaders sets the headers every allowed auth answer has.
 func (s *server) authHeaders(w http.ResponseWriter) {
 	h := w.Header()
@@ -215,15 +230,10 @@ func (s *server) handleAuthUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if name == "" {
-		if !allowMethod(w, r, "GET") {
-			return
-		}
-		st, ok := s.authorized(r, (*authState).allowRoot)
+		st, ok := s.rootRequest(w, r, "GET")
 		if !ok {
-			writeNoAuth(w)
 			return
 		}
-		s.authHeaders(w)
 		var list struct {
 			Users []userWithRoles `json:"users"`
 		}
@@ -240,15 +250,10 @@ func (s *server) handleAuthUsers(w http.ResponseWriter, r *http.Request) {
 		writeAuthJSON(w, http.StatusOK, list)
 		return
 	}
-	if !allowMethod(w, r, "GET", "PUT", "DELETE") {
-		return
-	}
-	st, ok := s.authorized(r, (*authState).allowRoot)
+	st, ok := s.rootRequest(w, r, "GET", "PUT", "DELETE")
 	if !ok {
-		writeNoAuth(w)
 		return
 	}
-	s.authHeaders(w)
 	switch r.Method {
 	case http.MethodGet:
 		u, aerr := st.user(name)
@@ -316,15 +321,10 @@ func (s *server) handleAuthRoles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if name == "" {
-		if !allowMethod(w, r, "GET") {
-			return
-		}
-		st, ok := s.authorized(r, (*authState).allowRoot)
+		st, ok := s.rootRequest(w, r, "GET")
 		if !ok {
-			writeNoAuth(w)
 			return
 		}
-		s.authHeaders(w)
 		list := struct {
 			Roles []authRole `json:"roles"`
 		}{Roles: []authRole{}}
@@ -336,15 +336,10 @@ func (s *server) handleAuthRoles(w http.ResponseWriter, r *http.Request) {
 		writeAuthJSON(w, http.StatusOK, list)
 		return
 	}
-	if !allowMethod(w, r, "GET", "PUT", "DELETE") {
-		return
-	}
-	st, ok := s.authorized(r, (*authState).allowRoot)
+	st, ok := s.rootRequest(w, r, "GET", "PUT", "DELETE")
 	if !ok {
-		writeNoAuth(w)
 		return
 	}
-	s.authHeaders(w)
 	switch r.Method {
 	case http.MethodGet:
 		role, aerr := st.role(name)
