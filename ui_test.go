@@ -219,6 +219,21 @@ func uiClusterFrom(t *testing.T, u string) uiCluster {
 // 3-member cluster, and with one member stopped.
 func TestUIClusterAPI(t *testing.T) {
 	c := startTestCluster(t, 3, nil)
+	// every member has applied every member's published client URLs
+	waitFor(t, 10*time.Second, "every member's client URLs on every member", func() bool {
+		for i := range c.members {
+			ms := membersFromStore(c.srv(i).store)
+			if len(ms) != 3 {
+				return false
+			}
+			for _, m := range ms {
+				if len(m.ClientURLs) == 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
 	lead := c.leader()
 	leadID := idString(c.srv(lead).id)
 	for i := range c.members {
