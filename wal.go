@@ -345,7 +345,14 @@ func walAppendMarker(buf []byte, m walMarker, flags uint64, prev uint32) ([]byte
 	return buf, walFinishRecord(buf, walTypeSnapshot, 24, prev)
 }
 
-// walEncodeMetadata encodes a metadata record payload.
+// walEncodeMetadata encodes a metadata record payload. It is not inlined:
+// Go 1.26's s390x back end, inlining it with a package-level WALMetadata as
+// the argument (as the WAL tests do), emits a byte-reversed load straight
+// from the global's address that its assembler refuses ("illegal
+// combination MOVDBR ADDR"), and the test binary does not build. It runs
+// once per segment, so the call costs nothing measurable.
+//
+//go:noinline
 func walEncodeMetadata(meta WALMetadata) []byte {
 	b := make([]byte, 0, 16+len(meta.Name))
 	b = binary.LittleEndian.AppendUint64(b, meta.MemberID)
