@@ -445,7 +445,12 @@ func (s *server) handleWatch(w http.ResponseWriter, r *http.Request, kr *keyRequ
 		s.writeError(w, kerr)
 		return
 	}
-	defer s.store.Unwatch(watcher)
+	parked := false
+	defer func() {
+		if !parked {
+			s.store.Unwatch(watcher)
+		}
+	}()
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
 	s.writePositionHeaders(h, watcher.StartIndex())
@@ -453,6 +458,10 @@ func (s *server) handleWatch(w http.ResponseWriter, r *http.Request, kr *keyRequ
 	flusher, _ := w.(http.Flusher)
 	if flusher != nil {
 		flusher.Flush()
+	}
+	if !kr.stream && s.parkWatch(w, r, watcher) { // longpoll.go: it waits outside net/http
+		parked = true
+		return
 	}
 	ctx := r.Context()
 	var buf []byte

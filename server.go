@@ -642,7 +642,9 @@ func (s *server) serve(u *url.URL, h http.Handler, now bool, side *tlsSide) erro
 }
 
 func (s *server) serveOn(srv *http.Server, ln net.Listener) {
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	pl := newParkingListener(ln) // longpoll.go: parked watches' connections come back through it
+	srv.BaseContext = pl.baseContext
+	if err := srv.Serve(pl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		slog.Error("http server", "addr", srv.Addr, "err", err)
 	}
 }

@@ -8,8 +8,8 @@ import (
 	"strings"
 )
 
-// watcherBuffer is how many events a watcher may have waiting before it is
-// dropped as too slow.
+// watcherBuffer is how many events a stream watcher may have waiting before
+// it is dropped as too slow (a one-shot watcher's channel holds its one).
 const watcherBuffer = 100
 
 // Watcher receives the events of one watch. A one-shot watcher gets one
@@ -71,8 +71,12 @@ func (h *watcherHub) watch(key string, recursive, stream bool, since, storeIndex
 		err.Index = storeIndex
 		return nil, err
 	}
+	buffer := watcherBuffer
+	if !stream {
+		buffer = 1 // a one-shot watcher gets one event, then is removed
+	}
 	w := &Watcher{
-		events:     make(chan *Event, watcherBuffer),
+		events:     make(chan *Event, buffer),
 		recursive:  recursive,
 		stream:     stream,
 		sinceIndex: since,

@@ -1,0 +1,271 @@
+// longpoll.go owns parked long-poll watches: a one-shot wait=true GET whose
+// headers are sent is taken out of net/http (hijacked) while it waits, so
+// that a waiting watcher costs a small struct and two small goroutines
+// instead of net/http's whole connection state (its serving goroutine,
+// 4 kB read and write buffers, the response's 2 kB chunking buffer, the
+// request); when its event comes, the answer is written as net/http would
+// have ended it (the event as one chunk, then the last chunk) and the
+// connection is handed back to the http.Server through its listener, which
+// serves the connection's next requests as before.
+
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"etcdlite/kv"
+)
+
+// parkedWriteTimeout bounds the write of a parked watch's answer, so that
+// a client that reads nothing cannot hold it forever.
+const parkedWriteTimeout = 30 * time.Second
+
+// maxParkedPending is how many bytes a client may send ahead (a pipelined
+// request) while its watch is parked before the connection is closed.
+const maxParkedPending = 4 << 10
+
+// aLongTimeAgo is a deadline in the past: it ends a blocked Read at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// parkingListener is a listener that also returns connections handed
+// back after a parked watch was answered, so that the http.Server serves
+// their next requests.
+type parkingListener struct {
+	net.Listener
+	conns chan net.Conn // accepted by the listener
+	back  chan net.Conn // handed back
+	errc  chan error
+	done  chan struct{}
+	once  sync.Once
+}
+
+// parkingKey is the request context key of the parkingListener a request
+// came through.
+type parkingKey struct{}
+
+// newParkingListener wraps ln.
+func newParkingListener(ln net.Listener) *parkingListener {
+	l := &parkingListener{Listener: ln, conns: make(chan net.Conn), back: make(chan net.Conn),
+		errc: make(chan error), done: make(chan struct{})}
+	go l.acceptLoop()
+	return l
+}
+
+// acceptLoop passes on what the listener accepts, errors included (the
+// http.Server retries the temporary ones), until it is closed.
+func (l *parkingListener) acceptLoop() {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			select {
+			case l.errc <- err:
+			case <-l.done:
+				return
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		select {
+		case l.conns <- c:
+		case <-l.done:
+			c.Close()
+			return
+		}
+	}
+}
+
+// Accept returns the next accepted or handed-back connection.
+func (l *parkingListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.back:
+		return c, nil
+	case c := <-l.conns:
+		return c, nil
+	case err := <-l.errc:
+		return nil, err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting and closes the listener.
+func (l *parkingListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// giveBack hands c to the http.Server again; a closed listener closes it.
+func (l *parkingListener) giveBack(c net.Conn) {
+	select {
+	case l.back <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+// baseContext is the http.Server's BaseContext: requests know their
+// listener.
+func (l *parkingListener) baseContext(net.Listener) context.Context {
+	return context.WithValue(context.Background(), parkingKey{}, l)
+}
+
+// parkWatch takes a one-shot watch whose headers are flushed out of
+// net/http, and reports whether it did; it then answers the watch and
+// unwatches it. It does not when the connection cannot be handed back as
+// it is: not HTTP/1.1 with keep-alive, not served through a
+// parkingListener, or not hijackable (HTTP/2).
+func (s *server) parkWatch(w http.ResponseWriter, r *http.Request, watcher *kv.Watcher) bool {
+	pl, _ := r.Context().Value(parkingKey{}).(*parkingListener)
+	if pl == nil || r.Method != http.MethodGet || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close {
+		return false
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return false
+	}
+	c, rw, err := hj.Hijack()
+	if err != nil {
+		return false
+	}
+	p := &parkedWatch{s: s, pl: pl, c: c, watcher: watcher, read: make(chan error, 1)}
+	if n := rw.Reader.Buffered(); n > 0 { // sent ahead by the client
+		b, _ := rw.Reader.Peek(n)
+		p.pending = append([]byte(nil), b...)
+	}
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		c.Close()
+		s.store.Unwatch(watcher)
+		return true
+	}
+	go p.wait()
+	return true
+}
+
+// parkedWatch is a one-shot watch waiting outside net/http.
+type parkedWatch struct {
+	s       *server
+	pl      *parkingListener
+	c       net.Conn
+	watcher *kv.Watcher
+	pending []byte     // what the client sent ahead, for its next request
+	b       [1]byte    // the reader's byte
+	read    chan error // the reader's result: nil when it read a byte
+}
+
+// readOne is the reader: one byte, or the error that ends the connection
+// (the client left), or the deadline that stops it.
+func (p *parkedWatch) readOne() {
+	n, err := p.c.Read(p.b[:])
+	if n > 0 {
+		err = nil
+	}
+	p.read <- err
+}
+
+// wait waits for the event, the client leaving or the member stopping.
+func (p *parkedWatch) wait() {
+	defer p.s.store.Unwatch(p.watcher)
+	go p.readOne()
+	for {
+		select {
+		case err := <-p.read:
+			if err != nil { // the client left
+				p.c.Close()
+				return
+			}
+			p.pending = append(p.pending, p.b[0])
+			if len(p.pending) > maxParkedPending {
+				p.c.Close()
+				return
+			}
+			go p.readOne()
+		case ev, ok := <-p.watcher.EventChan():
+			// stop the reader, keeping a byte it may have read
+			if err := p.c.SetReadDeadline(aLongTimeAgo); err != nil {
+				p.c.Close()
+				return
+			}
+			if err := <-p.read; err == nil {
+				p.pending = append(p.pending, p.b[0])
+			} else if !errors.Is(err, os.ErrDeadlineExceeded) {
+				p.c.Close()
+				return
+			}
+			if err := p.c.SetReadDeadline(time.Time{}); err != nil {
+				p.c.Close()
+				return
+			}
+			p.answer(ev, ok)
+			return
+		case <-p.s.stopc:
+			p.c.Close()
+			return
+		}
+	}
+}
+
+// answer ends the chunked answer as net/http would have: the event (none
+// when the watcher was dropped) as one chunk, then the last chunk; and
+// hands the connection back.
+func (p *parkedWatch) answer(ev *kv.Event, ok bool) {
+	var b []byte
+	if ok {
+		body := ev.AppendJSON(make([]byte, 0, 256), keysPrefix, false)
+		b = make([]byte, 0, len(body)+16)
+		b = strconv.AppendInt(b, int64(len(body)), 16)
+		b = append(b, "\r\n"...)
+		b = append(b, body...)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "0\r\n\r\n"...)
+	if err := p.c.SetWriteDeadline(time.Now().Add(parkedWriteTimeout)); err != nil {
+		p.c.Close()
+		return
+	}
+	if _, err := p.c.Write(b); err != nil {
+		p.c.Close()
+		return
+	}
+	if err := p.c.SetWriteDeadline(time.Time{}); err != nil {
+		p.c.Close()
+		return
+	}
+	c := p.c
+	if len(p.pending) > 0 {
+		if _, isTLS := c.(*tls.Conn); isTLS {
+			// a wrapped TLS connection would lose its TLS state (and
+			// its client certificate) in net/http's eyes: close it; the
+			// answer is complete
+			c.Close()
+			return
+		}
+		c = &prefixConn{Conn: c, prefix: p.pending}
+	}
+	p.pl.giveBack(c)
+}
+
+// prefixConn is a connection whose first bytes were read already.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+// Read returns the prefix first.
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(b, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}

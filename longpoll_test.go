@@ -1,0 +1,183 @@
+// Tests of parked long-poll watches (longpoll.go).
+
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"runtime/pprof"
+	"strings"
+	"testing"
+	"time"
+)
+
+// storeWatcherCount is m's /v2/stats/store watcher count.
+func storeWatcherCount(t *testing.T, m *testMember) int {
+	t.Helper()
+	_, _, body := m.do(t, "GET", "/v2/stats/store", nil)
+	var st map[string]float64
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	return int(st["watchers"])
+}
+
+// waitWatchers waits until m has n watchers.
+func waitWatchers(t *testing.T, m *testMember, n int) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the watchers to be registered", func() bool { return storeWatcherCount(t, m) == n })
+}
+
+// parkedWaiting counts the goroutines of parked watches waiting.
+func parkedWaiting(t *testing.T) int {
+	t.Helper()
+	var b strings.Builder
+	if err := pprof.Lookup("goroutine").WriteTo(&b, 1); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, block := range strings.Split(b.String(), "\n\n") {
+		if strings.Contains(block, ".(*parkedWatch).wait+") {
+			var k int
+			if _, err := fmt.Sscanf(block, "%d @", &k); err == nil {
+				n += k
+			}
+		}
+	}
+	return n
+}
+
+// TestParkedWatchAnswers checks a parked watch's answer on the wire and
+// in a client: the same headers, one chunk with the event, the last chunk;
+// and that the connection serves requests again afterwards (keep-alive),
+// including one the client sent ahead while it waited.
+func TestParkedWatchAnswers(t *testing.T) {
+	m := startTestMember(t, nil)
+	host := strings.TrimPrefix(m.URL, "http://")
+	c, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	io.WriteString(c, "GET /v2/keys/p?wait=true HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+	waitWatchers(t, m, 1)
+	// a request sent ahead, while the watch waits
+	io.WriteString(c, "GET /v2/keys/p HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+	time.Sleep(50 * time.Millisecond)
+	if code, _, body := m.do(t, "PUT", "/v2/keys/p", url.Values{"value": {"one"}}); code != 201 {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("X-Etcd-Index") == "" ||
+		len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
+		t.Errorf("watch answer: %d %v %v", resp.StatusCode, resp.Header, resp.TransferEncoding)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev struct {
+		Action string
+		Node   struct{ Key, Value string }
+	}
+	if err := json.Unmarshal(b, &ev); err != nil || ev.Action != "set" || ev.Node.Key != "/p" || ev.Node.Value != "one" {
+		t.Errorf("watch event %q: %v", b, err)
+	}
+	if !strings.HasSuffix(string(b), "\n") {
+		t.Errorf("watch event %q: no newline at its end, as etcd's has", b)
+	}
+	// the request sent ahead, answered on the same connection
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("the request sent ahead: %v", err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"value":"one"`) {
+		t.Errorf("the request sent ahead: %d %s", resp.StatusCode, b)
+	}
+	// and one more
+	io.WriteString(c, "GET /v2/keys/p HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("a request after the watch: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("a request after the watch: %d", resp.StatusCode)
+	}
+	if n := storeWatcherCount(t, m); n != 0 {
+		t.Errorf("%d watchers left", n)
+	}
+
+	// a Go client reuses the connection after a watch
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	done := make(chan error, 1)
+	go func() {
+		resp, err := hc.Get(m.URL + "/v2/keys/q?wait=true")
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	waitWatchers(t, m, 1)
+	m.do(t, "PUT", "/v2/keys/q", url.Values{"value": {"two"}})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	reused := false
+	ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }})
+	req, _ := http.NewRequestWithContext(ctx, "GET", m.URL+"/v2/keys/q", nil)
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !reused || !strings.Contains(string(b), `"value":"two"`) {
+		t.Errorf("the request after a watch: reused %v, %s", reused, b)
+	}
+}
+
+// TestParkedWatchClientLeaves checks that a parked watch whose client
+// closes its connection is removed at once, and that stopping the member
+// closes the parked connections.
+func TestParkedWatchClientLeaves(t *testing.T) {
+	m := startTestMember(t, nil)
+	host := strings.TrimPrefix(m.URL, "http://")
+	dial := func(key string) net.Conn {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET /v2/keys/"+key+"?wait=true HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+		return c
+	}
+	a, b := dial("gone"), dial("stays")
+	defer b.Close()
+	waitWatchers(t, m, 2)
+	if n := parkedWaiting(t); n != 2 {
+		t.Errorf("%d watches parked, want 2", n)
+	}
+	a.Close()
+	waitWatchers(t, m, 1)
+	waitFor(t, 5*time.Second, "the parked watch to end", func() bool { return parkedWaiting(t) == 1 })
+	m.stop(t)
+	b.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(b); err != nil {
+		t.Errorf("the parked connection was not closed when the member stopped: %v", err)
+	}
+}
