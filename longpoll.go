@@ -122,11 +122,12 @@ func (l *parkingListener) baseContext(net.Listener) context.Context {
 // parkWatch takes a one-shot watch whose headers are flushed out of
 // net/http, and reports whether it did; it then answers the watch and
 // unwatches it. It does not when the connection cannot be handed back as
-// it is: not HTTP/1.1 with keep-alive, not served through a
-// parkingListener, or not hijackable (HTTP/2).
+// it is: not a bodiless HTTP/1.1 GET with keep-alive, not served through
+// a parkingListener, or not hijackable (HTTP/2).
 func (s *server) parkWatch(w http.ResponseWriter, r *http.Request, watcher *kv.Watcher) bool {
 	pl, _ := r.Context().Value(parkingKey{}).(*parkingListener)
-	if pl == nil || r.Method != http.MethodGet || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close {
+	// a body left unread would be taken for the next request: not those
+	if pl == nil || r.Method != http.MethodGet || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close || r.ContentLength != 0 {
 		return false
 	}
 	hj, ok := w.(http.Hijacker)
