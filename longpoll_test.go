@@ -181,3 +181,42 @@ func TestParkedWatchClientLeaves(t *testing.T) {
 		t.Errorf("the parked connection was not closed when the member stopped: %v", err)
 	}
 }
+
+// TestParkedWatchTLS checks a parked watch over https: it is parked, its
+// answer arrives, and the client's next request reuses the connection.
+func TestParkedWatchTLS(t *testing.T) {
+	p := newTestPKI(t)
+	srv := p.leaf("server", leafOpts{cn: "server", ca: p.ca})
+	m := startTLSMember(t, transportSecurity{CertFile: srv.cert, KeyFile: srv.key})
+	hc, dials, _ := countingClient(t, p.ca.file, 1)
+	other, _, _ := countingClient(t, p.ca.file, 1)
+	done := make(chan string, 1)
+	go func() {
+		resp, err := hc.Get(m.URL + "/v2/keys/tw?wait=true")
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- string(b)
+	}()
+	waitFor(t, 10*time.Second, "the watch to be parked", func() bool { return parkedWaiting(t) == 1 })
+	if err := doKeepAlive(other, http.MethodPut, m.URL+"/v2/keys/tw", "value=tls"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case b := <-done:
+		if !strings.Contains(b, `"value":"tls"`) {
+			t.Fatalf("watch over https: %q", b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch over https never returned")
+	}
+	if err := doKeepAlive(hc, http.MethodGet, m.URL+"/v2/keys/tw", ""); err != nil {
+		t.Fatal(err)
+	}
+	if d := dials.Load(); d != 1 {
+		t.Errorf("%d connections for a watch and a read: the parked watch's connection was not kept alive", d)
+	}
+}
