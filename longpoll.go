@@ -6,7 +6,10 @@
 // request); when its event comes, the answer is written as net/http would
 // have ended it (the event as one chunk, then the last chunk) and the
 // connection is handed back to the http.Server through its listener, which
-// serves the connection's next requests as before.
+// serves the connection's next requests as before. A plain connection is
+// handed back once its next request begins (waiting for it as long as
+// net/http's idle timeout), so that the header timeout runs from there; a
+// TLS one at once.
 
 package main
 
@@ -173,44 +176,53 @@ func (p *parkedWatch) readOne() {
 	p.read <- err
 }
 
-// wait waits for the event, the client leaving or the member stopping.
+// wait waits for the event, the client leaving or the member stopping,
+// then answers.
 func (p *parkedWatch) wait() {
-	defer p.s.store.Unwatch(p.watcher)
+	ev, ok, answer := p.waitEvent()
+	p.s.store.Unwatch(p.watcher)
+	if !answer {
+		p.c.Close()
+		return
+	}
+	p.answer(ev, ok)
+}
+
+// waitEvent returns the event (ok false when the watcher was dropped) and
+// whether to answer; the reader is stopped when it returns.
+func (p *parkedWatch) waitEvent() (ev *kv.Event, ok, answer bool) {
 	go p.readOne()
 	for {
 		select {
 		case err := <-p.read:
 			if err != nil { // the client left
-				p.c.Close()
-				return
+				return nil, false, false
 			}
 			p.pending = append(p.pending, p.b[0])
 			if len(p.pending) > maxParkedPending {
-				p.c.Close()
-				return
+				return nil, false, false
 			}
 			go p.readOne()
-		case ev, ok := <-p.watcher.EventChan():
+		case ev, ok = <-p.watcher.EventChan():
 			// stop the reader, keeping a byte it may have read
 			if err := p.c.SetReadDeadline(aLongTimeAgo); err != nil {
-				p.c.Close()
-				return
+				p.c.Close() // ends the read
+				<-p.read
+				return nil, false, false
 			}
 			if err := <-p.read; err == nil {
 				p.pending = append(p.pending, p.b[0])
 			} else if !errors.Is(err, os.ErrDeadlineExceeded) {
-				p.c.Close()
-				return
+				return nil, false, false
 			}
 			if err := p.c.SetReadDeadline(time.Time{}); err != nil {
-				p.c.Close()
-				return
+				return nil, false, false
 			}
-			p.answer(ev, ok)
-			return
+			return ev, ok, true
 		case <-p.s.stopc:
-			p.c.Close()
-			return
+			p.c.Close() // ends the read
+			<-p.read
+			return nil, false, false
 		}
 	}
 }
@@ -241,18 +253,50 @@ func (p *parkedWatch) answer(ev *kv.Event, ok bool) {
 		p.c.Close()
 		return
 	}
-	c := p.c
-	if len(p.pending) > 0 {
-		if _, isTLS := c.(*tls.Conn); isTLS {
+	if _, isTLS := p.c.(*tls.Conn); isTLS {
+		if len(p.pending) > 0 {
 			// a wrapped TLS connection would lose its TLS state (and
 			// its client certificate) in net/http's eyes: close it; the
 			// answer is complete
-			c.Close()
+			p.c.Close()
 			return
 		}
-		c = &prefixConn{Conn: c, prefix: p.pending}
+		// handed back at once: its next request has net/http's header
+		// timeout to begin
+		p.pl.giveBack(p.c)
+		return
 	}
-	p.pl.giveBack(c)
+	if len(p.pending) == 0 {
+		// wait here, as net/http waits between requests (up to its idle
+		// timeout), for the next request's first byte, so that the header
+		// timeout runs from there
+		if !p.awaitNext() {
+			p.c.Close()
+			return
+		}
+	}
+	p.pl.giveBack(&prefixConn{Conn: p.c, prefix: p.pending})
+}
+
+// awaitNext waits for the client's next byte (into pending) for at most
+// the idle timeout, and reports whether it came.
+func (p *parkedWatch) awaitNext() bool {
+	if err := p.c.SetReadDeadline(time.Now().Add(idleTimeout)); err != nil {
+		return false
+	}
+	go p.readOne()
+	select {
+	case err := <-p.read:
+		if err != nil || p.c.SetReadDeadline(time.Time{}) != nil {
+			return false
+		}
+		p.pending = append(p.pending, p.b[0])
+		return true
+	case <-p.s.stopc:
+		p.c.Close()
+		<-p.read
+		return false
+	}
 }
 
 // prefixConn is a connection whose first bytes were read already.

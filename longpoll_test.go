@@ -220,3 +220,47 @@ func TestParkedWatchTLS(t *testing.T) {
 		t.Errorf("%d connections for a watch and a read: the parked watch's connection was not kept alive", d)
 	}
 }
+
+// TestParkedWatchIdle checks that after a parked watch's answer the
+// connection may stay idle as long as between any two requests: the
+// header timeout runs only once the next request has begun.
+func TestParkedWatchIdle(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.hooks.headerTimeout = 200 * time.Millisecond
+	m := startTestMember(t, cfg)
+	host := strings.TrimPrefix(m.URL, "http://")
+	c, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	io.WriteString(c, "GET /v2/keys/idle?wait=true HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+	waitWatchers(t, m, 1)
+	m.do(t, "PUT", "/v2/keys/idle", url.Values{"value": {"v"}})
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	time.Sleep(5 * cfg.hooks.headerTimeout) // idle, well past the header timeout
+	io.WriteString(c, "GET /v2/keys/idle HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("a request after an idle spell: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"value":"v"`) {
+		t.Errorf("a request after an idle spell: %d %s", resp.StatusCode, b)
+	}
+	// and a slow header after that is still cut by the header timeout
+	io.WriteString(c, "GET /v2/keys/idle HTTP/1.1\r\n")
+	start := time.Now()
+	if _, err := io.ReadAll(br); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("an unfinished header held the connection %v", d)
+	}
+}
