@@ -545,32 +545,6 @@ func (s *server) handleMachines(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte(strings.Join(urls, ", ")))
 }
 
-func (s *server) handleStatsSelf(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, "GET") {
-		return
-	}
-	writeJSON(w, http.StatusOK, s.stats.selfJSON(s.transport.Totals()))
-}
-
-func (s *server) handleStatsLeader(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, "GET") {
-		return
-	}
-	b, ok := s.stats.leaderJSON(s.transport.PeerStats())
-	if !ok {
-		writeJSON(w, http.StatusForbidden, []byte(`{"message":"not current leader"}`+"\n"))
-		return
-	}
-	writeJSON(w, http.StatusOK, b)
-}
-
-func (s *server) handleStatsStore(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, "GET") {
-		return
-	}
-	writeJSON(w, http.StatusOK, s.store.StatsJSON())
-}
-
 func (s *server) handleVersion(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, "GET") {
 		return
