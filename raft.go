@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -516,51 +515,6 @@ func (s *server) apply(ents []raftpb.Entry) error {
 		go debug.FreeOSMemory()
 	}
 	return nil
-}
-
-// applyConfChange changes the membership in raft and in the store. A store
-// error is logged, not returned: every member applies the same entry to the
-// same store and meets the same error, so the members still agree, and the
-// raft membership has changed already.
-func (s *server) applyConfChange(cc raftpb.ConfChange) {
-	logErr := func(op, key string, err *kv.Error) {
-		if err != nil {
-			slog.Error("conf change: store update failed", "op", op, "key", key, "id", idString(cc.NodeID), "err", err)
-		}
-	}
-	s.confState = *s.rn.ApplyConfChange(cc)
-	switch cc.Type {
-	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode, raftpb.ConfChangeUpdateNode:
-		var m member
-		if err := json.Unmarshal(cc.Context, &m); err != nil {
-			slog.Warn("conf change without member", "id", idString(cc.NodeID), "err", err)
-			break
-		}
-		ra := raftAttributes{PeerURLs: m.PeerURLs, IsLearner: cc.Type == raftpb.ConfChangeAddLearnerNode}
-		_, err := s.store.Set(memberDir(cc.NodeID)+"/raftAttributes", false, mustJSON(ra), kv.TTLOptions{}, 0)
-		logErr("set", memberDir(cc.NodeID)+"/raftAttributes", err)
-		if m.Name != "" && cc.Type != raftpb.ConfChangeUpdateNode {
-			a := attributes{Name: m.Name, ClientURLs: m.ClientURLs}
-			_, err := s.store.Set(memberDir(cc.NodeID)+"/attributes", false, mustJSON(a), kv.TTLOptions{}, 0)
-			logErr("set", memberDir(cc.NodeID)+"/attributes", err)
-		}
-		if cc.NodeID != s.id && s.transport != nil {
-			s.transport.AddPeer(cc.NodeID, m.PeerURLs) // a known peer only gets its URLs updated
-		}
-	case raftpb.ConfChangeRemoveNode:
-		_, err := s.store.Delete(memberDir(cc.NodeID), true, true, 0)
-		logErr("delete", memberDir(cc.NodeID), err)
-		_, err = s.store.Set(clusterPrefix+"/removed_members/"+idString(cc.NodeID), false, "removed", kv.TTLOptions{}, 0)
-		logErr("set", clusterPrefix+"/removed_members/"+idString(cc.NodeID), err)
-		if cc.NodeID != s.id && s.transport != nil {
-			s.transport.RemovePeer(cc.NodeID)
-		}
-		if cc.NodeID == s.id {
-			slog.Warn("this member was removed from the cluster; shutting down")
-			go s.fail(errors.New("this member was removed from the cluster"))
-		}
-	}
-	s.waits.trigger(cc.ID, applyResult{})
 }
 
 // raftLogTrimEvery is how many entries are applied between trims of raft's

@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -412,62 +411,6 @@ func (s *server) adoptSnapshot(snap raftpb.Snapshot) {
 	s.loadAuth()
 }
 
-// syncPeers makes the transport know every member the store records.
-func (s *server) syncPeers() {
-	if s.transport == nil {
-		return
-	}
-	for _, m := range membersFromStore(s.store) {
-		if m.ID != s.id {
-			s.transport.AddPeer(m.ID, m.PeerURLs) // a known peer only gets its URLs updated
-		}
-	}
-}
-
-// join finds this member in the running cluster that --initial-cluster
-// points at (it must have been added with the members API first) and
-// creates its empty log.
-func (s *server) join(walDir string) ([]memberView, error) {
-	mine := urlStrings(s.cfg.InitialAdvertisePeerURLs)
-	var cid uint64
-	var ms []memberView
-	// a member that lags behind the one that took the member add may not
-	// know this member yet: ask again for a little while
-	for attempt := 0; s.id == 0 && attempt < 50; attempt++ {
-		if attempt > 0 {
-			time.Sleep(100 * time.Millisecond)
-		}
-		var err error
-		cid, ms, err = fetchCluster(s.cfg, s.tls.peer)
-		if err != nil {
-			if attempt < 49 {
-				continue
-			}
-			return nil, err
-		}
-		for _, m := range ms {
-			if sameURLStrings(m.PeerURLs, mine) {
-				id, err := parseID(m.ID)
-				if err != nil {
-					return nil, fmt.Errorf("member %q of the running cluster has a bad id: %w", m.ID, err)
-				}
-				s.id, s.clusterID = id, cid
-				break
-			}
-		}
-	}
-	if s.id == 0 {
-		return nil, fmt.Errorf("the running cluster %s has no member with peer URLs %s: add it first (etcdctl member add %s --peer-urls=%s)",
-			idString(cid), strings.Join(mine, ","), s.cfg.Name, strings.Join(mine, ","))
-	}
-	w, _, err := OpenWAL(walDir, WALMetadata{MemberID: s.id, ClusterID: s.clusterID, Name: s.cfg.Name}, 0, 0)
-	if err != nil {
-		return nil, fmt.Errorf("create write-ahead log: %w", err)
-	}
-	s.wal = w
-	return ms, nil
-}
-
 // persist writes a Ready's hard state and entries to the log, fsynced.
 func (s *server) persist(hs raftpb.HardState, ents []raftpb.Entry) error {
 	if raft.IsEmptyHardState(hs) && len(ents) == 0 {
@@ -539,54 +482,6 @@ func (s *server) ReportUnreachable(id uint64) {
 // ReportSnapshot tells raft how sending a snapshot to id ended.
 func (s *server) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
 	s.inbox.report(func(rn *raft.RawNode) { rn.ReportSnapshot(id, status) })
-}
-
-// publish makes this member's name and client URLs known through raft, and
-// has the first leader record the cluster version, as etcd does.
-func (s *server) publish() {
-	attrs := mustJSON(attributes{Name: s.cfg.Name, ClientURLs: urlsToStrings(s.cfg.AdvertiseClientURLs)})
-	for {
-		if s.leader.Load() == 0 {
-			select {
-			case <-s.stopc:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
-		_, err := s.propose(ctx, &kv.Request{Method: kv.MethodPut, Path: memberDir(s.id) + "/attributes", Value: attrs})
-		cancel()
-		if err != nil {
-			slog.Warn("publish member attributes", "err", err)
-			select {
-			case <-s.stopc:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-			continue
-		}
-		break
-	}
-	s.serveClients()
-	for {
-		if s.leader.Load() == s.id {
-			if _, err := s.store.Lookup(versionKey, false, false, 0); err != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
-				_, err := s.propose(ctx, &kv.Request{Method: kv.MethodPut, Path: versionKey, Value: etcdClusterVersion})
-				cancel()
-				if err != nil {
-					slog.Warn("set cluster version", "err", err)
-				}
-			}
-			return
-		}
-		select {
-		case <-s.stopc:
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // nextRequestID returns a random proposal id: ids must not repeat across
