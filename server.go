@@ -1,5 +1,5 @@
-// One member: start-up (bootstrap, join, recovery), storage, listeners and
-// shutdown.
+// One member: the server type, start-up (bootstrap or recovery, the data dir,
+// the WAL and snapshots opened), listeners, serving and shutdown.
 
 package main
 
@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -370,123 +369,6 @@ func pauseGC() (resume func()) {
 		gcPause.Unlock()
 	}
 }
-
-// installSnapshot makes snap the state: raft's storage takes its metadata
-// (the store holds the data, so raft's storage need not), the store its data.
-func (s *server) installSnapshot(snap raftpb.Snapshot) error {
-	if err := s.applySnapshotMetadata(snap); err != nil {
-		return err
-	}
-	return s.recoverFromSnapshot(snap)
-}
-
-// applySnapshotMetadata gives raft's storage a snapshot's metadata.
-func (s *server) applySnapshotMetadata(snap raftpb.Snapshot) error {
-	meta := snap
-	meta.Data = nil
-	if err := s.storage.ApplySnapshot(meta); err != nil {
-		return fmt.Errorf("apply snapshot %d to raft storage: %w", snap.Metadata.Index, err)
-	}
-	return nil
-}
-
-// recoverFromSnapshot replaces the state with a snapshot's.
-func (s *server) recoverFromSnapshot(snap raftpb.Snapshot) error {
-	if err := s.store.Recover(snap.Data); err != nil {
-		return fmt.Errorf("snapshot %d: %w", snap.Metadata.Index, err)
-	}
-	s.adoptSnapshot(snap)
-	return nil
-}
-
-// adoptSnapshot makes the member's indexes and peers those of a snapshot
-// the store holds.
-func (s *server) adoptSnapshot(snap raftpb.Snapshot) {
-	s.appliedIndex, s.appliedTerm = snap.Metadata.Index, snap.Metadata.Term
-	s.snapshotIndex = snap.Metadata.Index
-	s.confState = snap.Metadata.ConfState
-	s.appliedIndexPub.Store(s.appliedIndex)
-	s.appliedWait.advance(s.appliedIndex)
-	s.syncPeers()
-	s.loadAuth()
-}
-
-// persist writes a Ready's hard state and entries to the log, fsynced.
-func (s *server) persist(hs raftpb.HardState, ents []raftpb.Entry) error {
-	if raft.IsEmptyHardState(hs) && len(ents) == 0 {
-		return nil
-	}
-	if err := s.wal.Save(hs, ents); err != nil {
-		return fmt.Errorf("write-ahead log: %w", err)
-	}
-	return nil
-}
-
-// persistSnapshot makes a snapshot durable, then lets the log drop what it
-// covers.
-func (s *server) persistSnapshot(snap raftpb.Snapshot) error {
-	if err := s.snapper.Save(snap); err != nil {
-		return fmt.Errorf("save snapshot %d: %w", snap.Metadata.Index, err)
-	}
-	if err := s.wal.SaveSnapshot(snap.Metadata.Index, snap.Metadata.Term); err != nil {
-		return fmt.Errorf("record snapshot %d in the log: %w", snap.Metadata.Index, err)
-	}
-	if err := s.wal.ReleaseTo(snap.Metadata.Index); err != nil {
-		return fmt.Errorf("release log before %d: %w", snap.Metadata.Index, err)
-	}
-	return nil
-}
-
-// send hands raft messages to the transport; it never blocks. A snapshot
-// raft wants to send is replaced by one of the state applied now, as etcd
-// does, so that it includes every membership change applied so far (a
-// member added after the last stored snapshot must find itself in it).
-func (s *server) send(msgs []raftpb.Message) {
-	if len(msgs) == 0 {
-		return
-	}
-	out := msgs[:0]
-	for _, m := range msgs {
-		if m.Type == raftpb.MsgSnap {
-			data, err := s.store.Save() // the whole store, membership included (under /0)
-			if err != nil {
-				slog.Error("snapshot for a follower", "to", idString(m.To), "err", err)
-				s.rn.ReportSnapshot(m.To, raft.SnapshotFailure)
-				continue
-			}
-			m.Snapshot = &raftpb.Snapshot{Data: data, Metadata: raftpb.SnapshotMetadata{
-				Index: s.appliedIndex, Term: s.appliedTerm, ConfState: s.confState}}
-		}
-		out = append(out, m)
-	}
-	msgs = out
-	s.transport.Send(msgs)
-}
-
-// Process delivers a message from a peer to raft.
-func (s *server) Process(ctx context.Context, m raftpb.Message) error {
-	if !s.inbox.step(ctx, m) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return errStopped
-	}
-	return nil
-}
-
-// ReportUnreachable tells raft a message to id was lost.
-func (s *server) ReportUnreachable(id uint64) {
-	s.inbox.report(func(rn *raft.RawNode) { rn.ReportUnreachable(id) })
-}
-
-// ReportSnapshot tells raft how sending a snapshot to id ended.
-func (s *server) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
-	s.inbox.report(func(rn *raft.RawNode) { rn.ReportSnapshot(id, status) })
-}
-
-// nextRequestID returns a random proposal id: ids must not repeat across
-// restarts, or a replayed entry could answer a new request.
-func nextRequestID() uint64 { return rand.Uint64() | 1 }
 
 // listen binds the client and peer URLs and starts serving.
 func (s *server) listen() error {
