@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -180,18 +179,28 @@ func ctlUserList(c *ctlContext) int {
 	if err := json.Unmarshal(b, &list); err != nil {
 		return authFail(c, err)
 	}
+	return ctlPrintNames(c, list.Users, func(u json.RawMessage) (string, error) {
+		var obj ctlUserAnswer
+		err := json.Unmarshal(u, &obj)
+		return obj.User, err
+	})
+}
+
+// ctlPrintNames prints the names of a users or roles listing sorted, one a
+// line. An entry is a bare name or an object, whose name objName decodes.
+func ctlPrintNames(c *ctlContext, entries []json.RawMessage, objName func(json.RawMessage) (string, error)) int {
 	var names []string
-	for _, u := range list.Users {
+	for _, e := range entries {
 		var name string
-		if json.Unmarshal(u, &name) == nil {
+		if json.Unmarshal(e, &name) == nil {
 			names = append(names, name)
 			continue
 		}
-		var obj ctlUserAnswer
-		if err := json.Unmarshal(u, &obj); err != nil {
+		name, err := objName(e)
+		if err != nil {
 			return authFail(c, err)
 		}
-		names = append(names, obj.User)
+		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, n := range names {
@@ -404,40 +413,11 @@ func ctlRoleList(c *ctlContext) int {
 	if err := json.Unmarshal(b, &list); err != nil {
 		return authFail(c, err)
 	}
-	var names []string
-	for _, r := range list.Roles {
-		var name string
-		if json.Unmarshal(r, &name) == nil {
-			names = append(names, name)
-			continue
-		}
+	return ctlPrintNames(c, list.Roles, func(r json.RawMessage) (string, error) {
 		var obj ctlRoleJSON
-		if err := json.Unmarshal(r, &obj); err != nil {
-			return authFail(c, err)
-		}
-		names = append(names, obj.Role)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(c.stdout(), "%s\n", n)
-	}
-	return ctlExitSuccess
-}
-
-// canonicalPath cleans p as etcd does for URL paths, keeping a trailing
-// slash.
-func canonicalPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	if p[0] != '/' {
-		p = "/" + p
-	}
-	np := path.Clean(p)
-	if p[len(p)-1] == '/' && np != "/" {
-		np += "/"
-	}
-	return np
+		err := json.Unmarshal(r, &obj)
+		return obj.Role, err
+	})
 }
 
 // ctlRoleGrantRevoke is `role grant` and `role revoke`.

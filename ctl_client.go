@@ -48,19 +48,6 @@ func (e *ctlClusterError) Detail() string {
 	return b.String()
 }
 
-// ctlKeyError is an error answer of the keys API.
-type ctlKeyError struct {
-	Code    int    `json:"errorCode"`
-	Message string `json:"message"`
-	Cause   string `json:"cause"`
-	Index   uint64 `json:"index"`
-}
-
-// Error formats the error as etcd's client does.
-func (e *ctlKeyError) Error() string {
-	return fmt.Sprintf("%v: %v (%v) [%v]", e.Code, e.Message, e.Cause, e.Index)
-}
-
 // ctlMessageError is an error answer of the members or auth API.
 type ctlMessageError struct {
 	Message string `json:"message"`

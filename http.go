@@ -102,6 +102,12 @@ func cleanURLPath(p string) string {
 	if isCleanPath(p, true) {
 		return p
 	}
+	return canonicalPath(p)
+}
+
+// canonicalPath cleans p as etcd does for URL paths, keeping a trailing
+// slash.
+func canonicalPath(p string) string {
 	if p == "" {
 		return "/"
 	}
