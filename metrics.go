@@ -586,17 +586,6 @@ func (s *server) metricsHandler() http.Handler {
 	return mux
 }
 
-// fdatasync is walFdatasync on the open segment, timed for
-// etcd_disk_wal_fsync_duration_seconds.
-func (w *WAL) fdatasync() error {
-	start := time.Now()
-	err := walFdatasync(w.f)
-	if w.metrics != nil {
-		w.metrics.fsync.observe(time.Since(start))
-	}
-	return err
-}
-
 // peerMetric is what /metrics reports about one peer.
 type peerMetric struct {
 	id             uint64

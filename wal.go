@@ -49,6 +49,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -596,4 +597,15 @@ func (w *WAL) Close() error {
 		return fmt.Errorf("wal: close: %w", err)
 	}
 	return nil
+}
+
+// fdatasync is walFdatasync on the open segment, timed for
+// etcd_disk_wal_fsync_duration_seconds.
+func (w *WAL) fdatasync() error {
+	start := time.Now()
+	err := walFdatasync(w.f)
+	if w.metrics != nil {
+		w.metrics.fsync.observe(time.Since(start))
+	}
+	return err
 }
