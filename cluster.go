@@ -127,6 +127,8 @@ func (s *server) handleMemberChange(w http.ResponseWriter, r *http.Request, idPa
 	}
 }
 
+// memberErrorStatus is the HTTP status etcd answers a failed membership
+// change with.
 func memberErrorStatus(err error) int {
 	switch {
 	case errors.Is(err, errPeerURLExists):
@@ -141,6 +143,7 @@ func memberErrorStatus(err error) int {
 	return http.StatusInternalServerError
 }
 
+// isRemoved reports whether the store records member id as removed.
 func (s *server) isRemoved(id uint64) bool {
 	_, err := s.store.Lookup(clusterPrefix+"/removed_members/"+idString(id), false, false, 0)
 	return err == nil
@@ -368,6 +371,7 @@ func (s *server) handleMembers(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// writeMembersError answers with status and etcd's {"message": ...} body.
 func writeMembersError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, mustJSONBytes(struct {
 		Message string `json:"message"`

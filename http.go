@@ -17,6 +17,7 @@ import (
 	"etcdlite/kv"
 )
 
+// keysURLPrefix is the path of the keys API.
 const keysURLPrefix = "/v2/keys"
 
 // bufPool holds the buffers answers are written in and form bodies are
@@ -486,12 +487,14 @@ func (s *server) handleWatch(w http.ResponseWriter, r *http.Request, kr *keyRequ
 	}
 }
 
+// writeJSON answers with status and the JSON body b.
 func writeJSON(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(b)
 }
 
+// handleVersion serves /version.
 func (s *server) handleVersion(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, "GET") {
 		return

@@ -38,6 +38,7 @@ type raftInbox struct {
 	wake    chan struct{} // one pending wake-up at most
 }
 
+// newRaftInbox returns an empty, open inbox.
 func newRaftInbox() *raftInbox {
 	in := &raftInbox{wake: make(chan struct{}, 1)}
 	in.space = sync.NewCond(&in.mu)

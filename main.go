@@ -163,6 +163,7 @@ func sameURLStrings(a, b []string) bool {
 	return slices.Equal(x, y)
 }
 
+// main runs etcdlite, or `ctl` when invoked as etcdctl, or a subcommand.
 func main() {
 	if args, ok := isCtlInvocation(os.Args); ok {
 		os.Exit(ctlMain(args))

@@ -39,11 +39,13 @@ type waitList struct {
 	m  map[uint64]waiter
 }
 
+// waiter is one registered wait: its answer channel and its deadline.
 type waiter struct {
 	ch       chan applyResult
 	deadline int64 // unix nanoseconds
 }
 
+// register starts a wait for id that the expiry sweep ends at deadline.
 func (w *waitList) register(id uint64, deadline time.Time) chan applyResult {
 	ch := make(chan applyResult, 1)
 	w.mu.Lock()
@@ -52,6 +54,7 @@ func (w *waitList) register(id uint64, deadline time.Time) chan applyResult {
 	return ch
 }
 
+// cancel forgets the wait for id (its waiter has gone).
 func (w *waitList) cancel(id uint64) {
 	w.mu.Lock()
 	delete(w.m, id)
@@ -81,6 +84,7 @@ func (w *waitList) expire(now time.Time) {
 	}
 }
 
+// trigger hands r to the wait for id, if there is one, and forgets it.
 func (w *waitList) trigger(id uint64, r applyResult) {
 	w.mu.Lock()
 	wt, ok := w.m[id]
@@ -98,6 +102,7 @@ type appliedNotifier struct {
 	ch      chan struct{} // closed and replaced at every advance
 }
 
+// advance records index as applied and wakes every wait.
 func (a *appliedNotifier) advance(index uint64) {
 	a.mu.Lock()
 	a.applied = index
@@ -189,6 +194,7 @@ func (s *server) expireWaits() {
 // waitSweepInterval is how often overdue waits are looked for.
 const waitSweepInterval = 100 * time.Millisecond
 
+// proposalError maps raft's and the context's errors to etcd's.
 func proposalError(err error) error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):

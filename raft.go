@@ -248,6 +248,8 @@ func (s *server) closeInbox() {
 	}
 }
 
+// handleReady does what one Ready asks, in the order durability needs
+// (see the comments inside); an error means storage failed.
 func (s *server) handleReady(rd raft.Ready) error {
 	if s.encoding && (!raft.IsEmptySnap(rd.Snapshot) || hasConfChange(rd.CommittedEntries)) {
 		// A snapshot to install replaces the store, and raft takes a

@@ -395,6 +395,8 @@ func (s *server) listen() error {
 	return nil
 }
 
+// serve binds u (TLS over it for https, with side) for handler h and serves
+// it at once if now is set (the client listeners wait for serveClients).
 func (s *server) serve(u *url.URL, h http.Handler, now bool, side *tlsSide) error {
 	ln, err := net.Listen("tcp", u.Host)
 	if err != nil {
@@ -418,6 +420,7 @@ func (s *server) serve(u *url.URL, h http.Handler, now bool, side *tlsSide) erro
 	return nil
 }
 
+// serveOn serves srv on ln until it is closed; any other end is logged.
 func (s *server) serveOn(srv *http.Server, ln net.Listener) {
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		slog.Error("http server", "addr", srv.Addr, "err", err)
@@ -472,6 +475,8 @@ func (s *server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// closeStorage closes the WAL (a failure is logged) and releases the
+// data-dir lock.
 func (s *server) closeStorage() {
 	if s.wal != nil {
 		if err := s.wal.Close(); err != nil {

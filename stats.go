@@ -27,10 +27,12 @@ type serverStats struct {
 	leaderSince time.Time
 }
 
+// newServerStats starts the stats of member id, a follower from now.
 func newServerStats(name string, id uint64) *serverStats {
 	return &serverStats{name: name, id: id, startTime: time.Now(), state: raft.StateFollower}
 }
 
+// setState records the raft state and leader (and since when it leads).
 func (st *serverStats) setState(state raft.StateType, leader uint64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -325,6 +327,7 @@ func (r *transportRate) rates(now time.Time) (pkgsPerSec, bytesPerSec float64) {
 	return float64(pkgs) / span, float64(nbytes) / span
 }
 
+// handleStatsSelf serves /v2/stats/self.
 func (s *server) handleStatsSelf(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, "GET") {
 		return
@@ -332,6 +335,7 @@ func (s *server) handleStatsSelf(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.stats.selfJSON(s.transport.Totals()))
 }
 
+// handleStatsLeader serves /v2/stats/leader.
 func (s *server) handleStatsLeader(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, "GET") {
 		return
@@ -344,6 +348,7 @@ func (s *server) handleStatsLeader(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, b)
 }
 
+// handleStatsStore serves /v2/stats/store.
 func (s *server) handleStatsStore(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, "GET") {
 		return
