@@ -84,15 +84,6 @@ func (cl *ctlClient) authRequest(ctx context.Context, method, p string, body any
 	return nil, &m
 }
 
-// ctlUserJSON is a user as the auth API takes it.
-type ctlUserJSON struct {
-	User     string   `json:"user"`
-	Password string   `json:"password,omitempty"`
-	Roles    []string `json:"roles"`
-	Grant    []string `json:"grant,omitempty"`
-	Revoke   []string `json:"revoke,omitempty"`
-}
-
 // ctlUserAnswer is a user as the auth API gives it: its roles are names
 // or whole role objects.
 type ctlUserAnswer struct {
@@ -117,22 +108,6 @@ func (u *ctlUserAnswer) roleNames() []string {
 		}
 	}
 	return out
-}
-
-// ctlRoleJSON is a role of the auth API.
-type ctlRoleJSON struct {
-	Role        string          `json:"role"`
-	Permissions ctlPermissions  `json:"permissions"`
-	Grant       *ctlPermissions `json:"grant,omitempty"`
-	Revoke      *ctlPermissions `json:"revoke,omitempty"`
-}
-
-// ctlPermissions are a role's key permissions.
-type ctlPermissions struct {
-	KV struct {
-		Read  []string `json:"read"`
-		Write []string `json:"write"`
-	} `json:"kv"`
 }
 
 // authArg returns the client and the one name argument, or prints msg and
@@ -225,7 +200,7 @@ func ctlUserAdd(c *ctlContext) int {
 			return ctlExitBadArgs
 		}
 	}
-	if _, err := cl.authRequest(ctx, "PUT", ctlUserPath(name), &ctlUserJSON{User: name, Password: pass}, http.StatusOK, http.StatusCreated); err != nil {
+	if _, err := cl.authRequest(ctx, "PUT", ctlUserPath(name), &authUser{User: name, Password: pass}, http.StatusOK, http.StatusCreated); err != nil {
 		return authFail(c, err)
 	}
 	fmt.Fprintf(c.stdout(), "User %s created\n", name)
@@ -285,7 +260,7 @@ func ctlUserGrantRevoke(c *ctlContext, grant bool) int {
 	}
 	ctx, cancel := c.totalTimeout()
 	defer cancel()
-	body := &ctlUserJSON{User: name}
+	body := &authUser{User: name}
 	if grant {
 		body.Grant = roles
 	} else {
@@ -311,7 +286,7 @@ func ctlUserPasswd(c *ctlContext) int {
 		fmt.Fprintln(c.stderr(), "Error reading password:", err)
 		return ctlExitBadArgs
 	}
-	if _, err := cl.authRequest(ctx, "PUT", ctlUserPath(name), &ctlUserJSON{User: name, Password: pass}, http.StatusOK); err != nil {
+	if _, err := cl.authRequest(ctx, "PUT", ctlUserPath(name), &authUser{User: name, Password: pass}, http.StatusOK); err != nil {
 		return authFail(c, err)
 	}
 	fmt.Fprintf(c.stdout(), "Password updated\n")
@@ -319,12 +294,12 @@ func ctlUserPasswd(c *ctlContext) int {
 }
 
 // getRole is GET /v2/auth/roles/NAME.
-func (cl *ctlClient) getRole(ctx context.Context, name string) (*ctlRoleJSON, error) {
+func (cl *ctlClient) getRole(ctx context.Context, name string) (*authRole, error) {
 	b, err := cl.authRequest(ctx, "GET", ctlRolePath(name), nil, http.StatusOK)
 	if err != nil {
 		return nil, err
 	}
-	var r ctlRoleJSON
+	var r authRole
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, err
 	}
@@ -343,7 +318,7 @@ func ctlRoleAdd(c *ctlContext) int {
 		fmt.Fprintf(c.stderr(), "Role %s already exists\n", name)
 		return ctlExitBadArgs
 	}
-	if _, err := cl.authRequest(ctx, "PUT", ctlRolePath(name), &ctlRoleJSON{Role: name}, http.StatusOK, http.StatusCreated); err != nil {
+	if _, err := cl.authRequest(ctx, "PUT", ctlRolePath(name), &authRole{Role: name}, http.StatusOK, http.StatusCreated); err != nil {
 		return authFail(c, err)
 	}
 	fmt.Fprintf(c.stdout(), "Role %s created\n", name)
@@ -414,7 +389,7 @@ func ctlRoleList(c *ctlContext) int {
 		return authFail(c, err)
 	}
 	return ctlPrintNames(c, list.Roles, func(r json.RawMessage) (string, error) {
-		var obj ctlRoleJSON
+		var obj authRole
 		err := json.Unmarshal(r, &obj)
 		return obj.Role, err
 	})
@@ -452,14 +427,14 @@ func ctlRoleGrantRevoke(c *ctlContext, grant bool) int {
 	if err != nil {
 		return authFail(c, err)
 	}
-	var perm ctlPermissions
+	var perm authPerms
 	if read || rw {
 		perm.KV.Read = []string{p}
 	}
 	if write || rw {
 		perm.KV.Write = []string{p}
 	}
-	body := &ctlRoleJSON{Role: name}
+	body := &authRole{Role: name}
 	if grant {
 		body.Grant = &perm
 	} else {
@@ -469,7 +444,7 @@ func ctlRoleGrantRevoke(c *ctlContext, grant bool) int {
 	if err != nil {
 		return authFail(c, err)
 	}
-	var updated ctlRoleJSON
+	var updated authRole
 	if err := json.Unmarshal(b, &updated); err != nil {
 		return authFail(c, err)
 	}

@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -181,13 +180,9 @@ func transportFrom(c *ctlContext) (*http.Transport, error) {
 		cfg.Certificates = []tls.Certificate{pair}
 	}
 	if ca != "" {
-		pem, err := os.ReadFile(ca)
+		pool, err := loadCertPool(ca) // tls.go
 		if err != nil {
 			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s: no certificate found", ca)
 		}
 		cfg.RootCAs = pool
 	}
