@@ -369,21 +369,7 @@ func (cl *ctlClient) setEndpoints(eps []string) error {
 }
 
 // endpoints returns the endpoints as strings.
-func (cl *ctlClient) endpoints() []string {
-	out := make([]string, len(cl.eps))
-	for i, u := range cl.eps {
-		out[i] = u.String()
-	}
-	return out
-}
-
-// ctlMember is a member as the members API gives it.
-type ctlMember struct {
-	ID         string   `json:"id"`
-	Name       string   `json:"name"`
-	PeerURLs   []string `json:"peerURLs"`
-	ClientURLs []string `json:"clientURLs"`
-}
+func (cl *ctlClient) endpoints() []string { return urlsToStrings(cl.eps) }
 
 // sync replaces the endpoints by the client URLs of the cluster's members.
 func (cl *ctlClient) sync(ctx context.Context) error {
@@ -405,7 +391,7 @@ func (cl *ctlClient) sync(ctx context.Context) error {
 }
 
 // listMembers is GET /v2/members.
-func (cl *ctlClient) listMembers(ctx context.Context) ([]ctlMember, error) {
+func (cl *ctlClient) listMembers(ctx context.Context) ([]memberView, error) {
 	resp, body, err := cl.do(ctx, &ctlRequest{method: "GET", path: "/v2/members"})
 	if err != nil {
 		return nil, err
@@ -414,7 +400,7 @@ func (cl *ctlClient) listMembers(ctx context.Context) ([]ctlMember, error) {
 		return nil, fmt.Errorf("unexpected status code %d", resp.StatusCode)
 	}
 	var ms struct {
-		Members []ctlMember `json:"members"`
+		Members []memberView `json:"members"`
 	}
 	if err := json.Unmarshal(body, &ms); err != nil {
 		return nil, err
