@@ -1,4 +1,6 @@
-// The inbox: peer messages waiting for the raft loop, bounded.
+// The inbox: what other goroutines hand the raft loop (client proposals,
+// peer messages, quorum reads, membership changes, transport reports),
+// taken in batches; peer messages are bounded.
 
 package main
 
