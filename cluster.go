@@ -439,7 +439,7 @@ func (s *server) join(walDir string) ([]memberView, error) {
 		return nil, fmt.Errorf("the running cluster %s has no member with peer URLs %s: add it first (etcdctl member add %s --peer-urls=%s)",
 			idString(cid), strings.Join(mine, ","), s.cfg.Name, strings.Join(mine, ","))
 	}
-	w, _, err := OpenWAL(walDir, WALMetadata{MemberID: s.id, ClusterID: s.clusterID, Name: s.cfg.Name}, 0, 0)
+	w, _, err := OpenWAL(walDir, WALMetadata{MemberID: s.id, ClusterID: s.clusterID, Name: s.cfg.Name}, 0, 0, s.cfg.hooks.wal)
 	if err != nil {
 		return nil, fmt.Errorf("create write-ahead log: %w", err)
 	}

@@ -245,7 +245,7 @@ func (s *server) bootstrap(walDir string) ([]raft.Peer, error) {
 		}
 	}
 	s.clusterID = clusterID(ids)
-	w, _, err := OpenWAL(walDir, WALMetadata{MemberID: s.id, ClusterID: s.clusterID, Name: s.cfg.Name}, 0, 0)
+	w, _, err := OpenWAL(walDir, WALMetadata{MemberID: s.id, ClusterID: s.clusterID, Name: s.cfg.Name}, 0, 0, s.cfg.hooks.wal)
 	if err != nil {
 		return nil, fmt.Errorf("create write-ahead log: %w", err)
 	}
@@ -285,7 +285,7 @@ func (s *server) recover(walDir string) error {
 		decoded = make(chan error, 1)
 		go func(data []byte) { decoded <- s.store.Recover(data) }(snap.Data)
 	}
-	w, st, err := OpenWAL(walDir, meta, snap.Metadata.Index, snap.Metadata.Term)
+	w, st, err := OpenWAL(walDir, meta, snap.Metadata.Index, snap.Metadata.Term, s.cfg.hooks.wal)
 	if err != nil && !raft.IsEmptySnap(snap) {
 		<-decoded // start again from an empty store: the log chooses the snapshot
 		decoded = nil
@@ -301,7 +301,7 @@ func (s *server) recover(walDir string) error {
 		if err != nil && !errors.Is(err, ErrNoSnapshot) {
 			return fmt.Errorf("load snapshot: %w", err)
 		}
-		w, st, err = OpenWAL(walDir, meta, snap.Metadata.Index, snap.Metadata.Term)
+		w, st, err = OpenWAL(walDir, meta, snap.Metadata.Index, snap.Metadata.Term, s.cfg.hooks.wal)
 	}
 	if err != nil {
 		return fmt.Errorf("open write-ahead log: %w", err)

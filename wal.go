@@ -54,10 +54,18 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-// walSegmentSize is the size at which the log moves on to a new segment. The
-// check happens after each Save, so a segment can end up somewhat larger.
-// Tests lower it.
-var walSegmentSize int64 = 64 << 20
+// walDefaultSegmentSize is the size at which the log moves on to a new
+// segment (WAL.segmentSize) unless its opener chose another (tests choose
+// small ones). The check happens after each Save, so a segment can end up
+// somewhat larger.
+const walDefaultSegmentSize int64 = 64 << 20
+
+// walOptions are the choices of a log's opener; the zero value is what a
+// member runs with.
+type walOptions struct {
+	segmentSize int64 // a segment's size (0: walDefaultSegmentSize)
+	noPrealloc  bool  // segments are not preallocated (tests that edit the bytes at a segment's end)
+}
 
 // walDefaultMaxFiles is WAL.maxFiles of a log just opened (etcd's
 // --max-wals default); the server sets its own from its config.
@@ -123,6 +131,8 @@ type WAL struct {
 	err         error            // sticky failure
 	metrics     *walMetrics      // what /metrics reports; nil: nothing is counted
 	maxFiles    int              // segment files ReleaseTo keeps at least (--max-wals); 0 keeps every segment
+	segmentSize int64            // a segment is preallocated to this size and the log moves on once it is reached
+	noPrealloc  bool             // segments are not preallocated (walOptions)
 }
 
 // walSegmentInfo describes one segment file.
@@ -192,7 +202,12 @@ func walSyncDir(dir string) error {
 // (with a warning); any other damage, a metadata record of another member, or
 // a log that cannot continue from the snapshot is an error naming the
 // segment file and byte offset. Further writes append to the last segment.
-func OpenWAL(dir string, meta WALMetadata, snapIndex, snapTerm uint64) (*WAL, *WALState, error) {
+// opts are the opener's choices (the zero value: a member's).
+func OpenWAL(dir string, meta WALMetadata, snapIndex, snapTerm uint64, opts walOptions) (*WAL, *WALState, error) {
+	segmentSize := opts.segmentSize
+	if segmentSize <= 0 {
+		segmentSize = walDefaultSegmentSize
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("wal: create dir: %w", err)
 	}
@@ -205,7 +220,7 @@ func OpenWAL(dir string, meta WALMetadata, snapIndex, snapTerm uint64) (*WAL, *W
 			return nil, nil, fmt.Errorf("wal: remove leftover temp file: %w", err)
 		}
 	}
-	w := &WAL{dir: dir, metaPayload: walEncodeMetadata(meta), maxFiles: walDefaultMaxFiles}
+	w := &WAL{dir: dir, metaPayload: walEncodeMetadata(meta), maxFiles: walDefaultMaxFiles, segmentSize: segmentSize, noPrealloc: opts.noPrealloc}
 
 	if len(segs) == 0 {
 		w.log.reset(snapIndex)
@@ -272,7 +287,7 @@ func OpenWAL(dir string, meta WALMetadata, snapIndex, snapTerm uint64) (*WAL, *W
 				f.Close()
 				return nil, nil, fmt.Errorf("wal: cut torn tail of %s at offset %d: %w", last.path, r.validEnd, err)
 			}
-			walPreallocate(f, walSegmentSize)
+			w.preallocate(f)
 			if err := f.Sync(); err != nil {
 				f.Close()
 				return nil, nil, fmt.Errorf("wal: fsync %s: %w", last.path, err)
@@ -325,7 +340,7 @@ func (w *WAL) createSegment(seq, first uint64, prevChain uint32) error {
 	if _, err := f.Write(buf); err != nil {
 		return fail(fmt.Errorf("wal: write segment %s: %w", tmp, err))
 	}
-	walPreallocate(f, walSegmentSize)
+	w.preallocate(f)
 	if err := f.Sync(); err != nil {
 		return fail(fmt.Errorf("wal: fsync segment %s: %w", tmp, err))
 	}
@@ -396,9 +411,12 @@ func readWholeFile(path string) (data []byte, release func(), err error) {
 	return data, func() {}, nil
 }
 
-// walPrealloc turns preallocation of segments on (tests that edit the
-// bytes at a segment's end turn it off).
-var walPrealloc = true
+// preallocate reserves a whole segment for f unless the opener chose not to.
+func (w *WAL) preallocate(f *os.File) {
+	if !w.noPrealloc {
+		walPreallocate(f, w.segmentSize)
+	}
+}
 
 // Save appends the hard state (unless it is empty) and the entries as one
 // batch with one write, fsynced when it holds entries or a new term or vote.
@@ -496,7 +514,7 @@ func (w *WAL) Append(hs raftpb.HardState, ents []raftpb.Entry) error {
 	if hasHS {
 		w.hs = hs
 	}
-	if w.size >= walSegmentSize {
+	if w.size >= w.segmentSize {
 		if err := w.f.Truncate(w.size); err == nil {
 			err = w.f.Sync()
 		}
