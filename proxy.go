@@ -46,6 +46,7 @@ type proxy struct {
 	peerClient  *http.Transport // to the peers, for the member list
 	tls         *tlsSetup       // the client side serves the https listeners
 	clusterFile string
+	metrics     *proxyMetrics // etcd_proxy_* (proxymetrics.go)
 
 	mu        sync.Mutex
 	peerURLs  []string // peer URLs the member list is fetched from
@@ -79,11 +80,16 @@ func startProxy(ctx context.Context, cfg *config, found map[string][]*url.URL) (
 		clusterFile: filepath.Join(cfg.DataDir, "proxy", "cluster"),
 		stopc:       make(chan struct{}),
 		done:        make(chan struct{}),
+		metrics:     newProxyMetrics(),
 	}
 	if err := p.setupTransports(); err != nil {
 		return nil, err
 	}
 	slog.Warn("proxy: this proxy supports v2 API only!")
+	if len(cfg.ListenMetricsURLs) > 0 {
+		// etcd's proxy does not listen on them either
+		slog.Warn("proxy: --listen-metrics-urls is not served in proxy mode; /metrics is on the client URLs", "urls", cfg.ListenMetricsURLs)
+	}
 	peers, err := p.initialPeers(ctx, found)
 	if err != nil {
 		return nil, err
@@ -352,7 +358,8 @@ func (p *proxy) failed(e *proxyEndpoint, err error) {
 	slog.Info("proxy: marked endpoint unavailable", "endpoint", e.url.String(), "for", p.failureWait)
 }
 
-// handler is the proxy's client API: its own /v2/config/local/proxy and
+// handler is the proxy's client API: its own /metrics (before CORS and
+// the readonly check, as etcd's) and /v2/config/local/proxy, and
 // everything else forwarded, with --cors's headers; a readonly proxy
 // refuses all but GET before CORS, as etcd's does.
 func (p *proxy) handler() http.Handler {
@@ -364,6 +371,10 @@ func (p *proxy) handler() http.Handler {
 		p.forward(w, r)
 	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" { // the proxy's own, as etcd's: no CORS, not refused
+			p.handleMetrics(w, r)
+			return
+		}
 		if p.readonly && r.Method != http.MethodGet {
 			w.Header().Set("Content-Length", "0")
 			w.WriteHeader(http.StatusNotImplemented)
@@ -411,6 +422,8 @@ const maxProxyBody = 64 << 20
 // one that may have reached it moves on only when repeating it is harmless
 // (GET, HEAD), so a write is never applied twice behind the client's back.
 func (p *proxy) forward(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	mi := p.metrics.received(r.Method)
 	var body []byte
 	if r.Body != nil {
 		b, err := io.ReadAll(io.LimitReader(r.Body, maxProxyBody+1))
@@ -426,6 +439,7 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	eps := p.available()
 	if len(eps) == 0 {
+		p.metrics.drop(mi, dropZeroEndpoints)
 		proxyError(w, http.StatusServiceUnavailable, "httpproxy: zero endpoints currently available")
 		return
 	}
@@ -442,15 +456,19 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request) {
 				return // the client left
 			}
 			p.failed(e, err)
+			p.metrics.drop(mi, dropFailedSending)
 			if !repeatable && !isDialError(err) {
+				p.metrics.drop(mi, dropFailedGettingResponse)
 				proxyError(w, http.StatusBadGateway, "httpproxy: the request may have reached "+e.url.String()+" before it failed: "+err.Error())
 				return
 			}
 			continue
 		}
+		p.metrics.handle(mi, resp.StatusCode, start)
 		copyResponse(w, resp)
 		return
 	}
+	p.metrics.drop(mi, dropFailedGettingResponse)
 	slog.Info("proxy: unable to get response", "endpoints", len(eps))
 	proxyError(w, http.StatusBadGateway, fmt.Sprintf("httpproxy: unable to get response from %d endpoint(s)", len(eps)))
 }
