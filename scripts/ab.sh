@@ -6,7 +6,8 @@
 #   MEMBERS=3 ROLE=follower scripts/ab.sh OLD NEW
 #
 # Both servers run side by side (A on ports 9600+, B on 9640+), fresh data dirs in /tmp,
-# and the rounds alternate A, B, A, B, ... so that the machine's noise falls on both alike.
+# and the runs alternate A B, B A, A B, ... so that the machine's noise, and any trend over the
+# run, falls on both alike.
 # Each row: round, binary, workload, requests/s, CPU per request in microseconds (user +
 # system time of all members, from /proc/<pid>/stat), and with perf installed the system
 # calls and context switches per request (all members). Judge by the medians over the
@@ -77,7 +78,9 @@ cpu() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' /proc/$p
 tick=$(getconf CLK_TCK)
 perf=""; command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -p $$ -- true >/dev/null 2>&1 && perf=1
 for r in $(seq 1 "$ROUNDS"); do
-	for ab in A B; do
+	order="A B"
+	[ $((r % 2)) = 0 ] && order="B A" # A B B A A B ...: a trend over the run (the disk, the page cache) falls on both alike
+	for ab in $order; do
 		if [ $ab = A ]; then p=$PA mine=("${pids[@]:0:$MEMBERS}"); else p=$PB mine=("${pids[@]:$MEMBERS:$MEMBERS}"); fi
 		for wl in $WORKLOADS; do
 			c=${wl#*_c}
