@@ -71,8 +71,8 @@ func (l *writeLoad) finish() {
 // log segments and prunes snapshots often, so that backups race with all
 // of it.
 func loadTestConfig(t *testing.T, dir string) *config {
-	walTestSetSegmentSize(t, 16<<10)
 	cfg := testConfig(t, dir)
+	cfg.hooks.wal.segmentSize = 16 << 10
 	cfg.SnapshotCount, cfg.MaxSnapshots, cfg.MaxWALs = 50, 2, 2
 	cfg.hooks.catchUpEntries = 10
 	return cfg
@@ -240,9 +240,9 @@ func untar(t *testing.T, r io.Reader, dir string) {
 // TestVerify checks a good data dir, one with a torn tail, one with a bit
 // flipped in the middle of the log and one with a damaged snapshot.
 func TestVerify(t *testing.T) {
-	walTestSetSegmentSize(t, 16<<10)
 	good := t.TempDir()
 	cfg := testConfig(t, good)
+	cfg.hooks.wal.segmentSize = 16 << 10
 	cfg.SnapshotCount, cfg.MaxWALs = 40, 0
 	m := startTestMember(t, cfg)
 	for i := 0; i < 300; i++ {

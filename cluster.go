@@ -1,5 +1,7 @@
-// Membership changes: the /v2/members handlers and the proposals that add,
-// remove and update members.
+// Membership: the /v2/members and /v2/machines handlers, the proposals that
+// add, remove and update members, applying a conf change to raft, the store
+// and the transport, joining a running cluster, and publishing this member's
+// attributes. The records themselves and the ids are in members.go.
 
 package main
 
@@ -9,11 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
+
+	"etcdlite/kv"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -122,6 +127,8 @@ func (s *server) handleMemberChange(w http.ResponseWriter, r *http.Request, idPa
 	}
 }
 
+// memberErrorStatus is the HTTP status etcd answers a failed membership
+// change with.
 func memberErrorStatus(err error) int {
 	switch {
 	case errors.Is(err, errPeerURLExists):
@@ -136,6 +143,7 @@ func memberErrorStatus(err error) int {
 	return http.StatusInternalServerError
 }
 
+// isRemoved reports whether the store records member id as removed.
 func (s *server) isRemoved(id uint64) bool {
 	_, err := s.store.Lookup(clusterPrefix+"/removed_members/"+idString(id), false, false, 0)
 	return err == nil
@@ -321,4 +329,213 @@ func fetchCluster(cfg *config, peerTLS *tlsSide) (uint64, []memberView, error) {
 // memberActive reports whether member id is reachable now.
 func (s *server) memberActive(id uint64) bool {
 	return id == s.id || s.transport.Connected(id)
+}
+
+// handleMembers serves /v2/members and /v2/members/leader.
+func (s *server) handleMembers(w http.ResponseWriter, r *http.Request) {
+	if !allowMethod(w, r, "GET", "POST", "DELETE", "PUT") {
+		return
+	}
+	if !s.authorizeWriteRoot(r) {
+		writeNoAuth(w)
+		return
+	}
+	w.Header()["X-Etcd-Cluster-Id"] = []string{idString(s.clusterID)}
+	rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v2/members"), "/")
+	if r.Method != http.MethodGet {
+		s.handleMemberChange(w, r, rest)
+		return
+	}
+	switch rest {
+	case "":
+		ms := membersFromStore(s.store)
+		views := make([]memberView, len(ms))
+		for i, m := range ms {
+			views[i] = m.view()
+		}
+		b := mustJSONBytes(struct {
+			Members []memberView `json:"members"`
+		}{views})
+		writeJSON(w, http.StatusOK, append(b, '\n'))
+	case "leader":
+		lead := s.leader.Load()
+		for _, m := range membersFromStore(s.store) {
+			if m.ID == lead {
+				writeJSON(w, http.StatusOK, append(mustJSONBytes(m.view()), '\n'))
+				return
+			}
+		}
+		writeMembersError(w, http.StatusServiceUnavailable, "During Leader Election")
+	default:
+		writeMembersError(w, http.StatusNotFound, "Not found")
+	}
+}
+
+// writeMembersError answers with status and etcd's {"message": ...} body.
+func writeMembersError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, mustJSONBytes(struct {
+		Message string `json:"message"`
+	}{msg}))
+}
+
+// handleMachines lists every member's client URLs.
+func (s *server) handleMachines(w http.ResponseWriter, r *http.Request) {
+	if !allowMethod(w, r, "GET", "HEAD") {
+		return
+	}
+	var urls []string
+	for _, m := range membersFromStore(s.store) {
+		urls = append(urls, m.ClientURLs...)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte(strings.Join(urls, ", ")))
+}
+
+// syncPeers makes the transport know every member the store records.
+func (s *server) syncPeers() {
+	if s.transport == nil {
+		return
+	}
+	for _, m := range membersFromStore(s.store) {
+		if m.ID != s.id {
+			s.transport.AddPeer(m.ID, m.PeerURLs) // a known peer only gets its URLs updated
+		}
+	}
+}
+
+// join finds this member in the running cluster that --initial-cluster
+// points at (it must have been added with the members API first) and
+// creates its empty log.
+func (s *server) join(walDir string) ([]memberView, error) {
+	mine := urlStrings(s.cfg.InitialAdvertisePeerURLs)
+	var cid uint64
+	var ms []memberView
+	// a member that lags behind the one that took the member add may not
+	// know this member yet: ask again for a little while
+	for attempt := 0; s.id == 0 && attempt < 50; attempt++ {
+		if attempt > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		var err error
+		cid, ms, err = fetchCluster(s.cfg, s.tls.peer)
+		if err != nil {
+			if attempt < 49 {
+				continue
+			}
+			return nil, err
+		}
+		for _, m := range ms {
+			if sameURLStrings(m.PeerURLs, mine) {
+				id, err := parseID(m.ID)
+				if err != nil {
+					return nil, fmt.Errorf("member %q of the running cluster has a bad id: %w", m.ID, err)
+				}
+				s.id, s.clusterID = id, cid
+				break
+			}
+		}
+	}
+	if s.id == 0 {
+		return nil, fmt.Errorf("the running cluster %s has no member with peer URLs %s: add it first (etcdctl member add %s --peer-urls=%s)",
+			idString(cid), strings.Join(mine, ","), s.cfg.Name, strings.Join(mine, ","))
+	}
+	w, _, err := OpenWAL(walDir, WALMetadata{MemberID: s.id, ClusterID: s.clusterID, Name: s.cfg.Name}, 0, 0, s.cfg.hooks.wal)
+	if err != nil {
+		return nil, fmt.Errorf("create write-ahead log: %w", err)
+	}
+	s.wal = w
+	return ms, nil
+}
+
+// publish makes this member's name and client URLs known through raft, and
+// has the first leader record the cluster version, as etcd does.
+func (s *server) publish() {
+	attrs := mustJSON(attributes{Name: s.cfg.Name, ClientURLs: urlsToStrings(s.cfg.AdvertiseClientURLs)})
+	for {
+		if s.leader.Load() == 0 {
+			select {
+			case <-s.stopc:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
+		_, err := s.propose(ctx, &kv.Request{Method: kv.MethodPut, Path: memberDir(s.id) + "/attributes", Value: attrs})
+		cancel()
+		if err != nil {
+			slog.Warn("publish member attributes", "err", err)
+			select {
+			case <-s.stopc:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		break
+	}
+	s.serveClients()
+	for {
+		if s.leader.Load() == s.id {
+			if _, err := s.store.Lookup(versionKey, false, false, 0); err != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
+				_, err := s.propose(ctx, &kv.Request{Method: kv.MethodPut, Path: versionKey, Value: etcdClusterVersion})
+				cancel()
+				if err != nil {
+					slog.Warn("set cluster version", "err", err)
+				}
+			}
+			return
+		}
+		select {
+		case <-s.stopc:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// applyConfChange changes the membership in raft and in the store. A store
+// error is logged, not returned: every member applies the same entry to the
+// same store and meets the same error, so the members still agree, and the
+// raft membership has changed already.
+func (s *server) applyConfChange(cc raftpb.ConfChange) {
+	logErr := func(op, key string, err *kv.Error) {
+		if err != nil {
+			slog.Error("conf change: store update failed", "op", op, "key", key, "id", idString(cc.NodeID), "err", err)
+		}
+	}
+	s.confState = *s.rn.ApplyConfChange(cc)
+	switch cc.Type {
+	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode, raftpb.ConfChangeUpdateNode:
+		var m member
+		if err := json.Unmarshal(cc.Context, &m); err != nil {
+			slog.Warn("conf change without member", "id", idString(cc.NodeID), "err", err)
+			break
+		}
+		ra := raftAttributes{PeerURLs: m.PeerURLs, IsLearner: cc.Type == raftpb.ConfChangeAddLearnerNode}
+		_, err := s.store.Set(memberDir(cc.NodeID)+"/raftAttributes", false, mustJSON(ra), kv.TTLOptions{}, 0)
+		logErr("set", memberDir(cc.NodeID)+"/raftAttributes", err)
+		if m.Name != "" && cc.Type != raftpb.ConfChangeUpdateNode {
+			a := attributes{Name: m.Name, ClientURLs: m.ClientURLs}
+			_, err := s.store.Set(memberDir(cc.NodeID)+"/attributes", false, mustJSON(a), kv.TTLOptions{}, 0)
+			logErr("set", memberDir(cc.NodeID)+"/attributes", err)
+		}
+		if cc.NodeID != s.id && s.transport != nil {
+			s.transport.AddPeer(cc.NodeID, m.PeerURLs) // a known peer only gets its URLs updated
+		}
+	case raftpb.ConfChangeRemoveNode:
+		_, err := s.store.Delete(memberDir(cc.NodeID), true, true, 0)
+		logErr("delete", memberDir(cc.NodeID), err)
+		_, err = s.store.Set(clusterPrefix+"/removed_members/"+idString(cc.NodeID), false, "removed", kv.TTLOptions{}, 0)
+		logErr("set", clusterPrefix+"/removed_members/"+idString(cc.NodeID), err)
+		if cc.NodeID != s.id && s.transport != nil {
+			s.transport.RemovePeer(cc.NodeID)
+		}
+		if cc.NodeID == s.id {
+			slog.Warn("this member was removed from the cluster; shutting down")
+			go s.fail(errors.New("this member was removed from the cluster"))
+		}
+	}
+	s.waits.trigger(cc.ID, applyResult{})
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -85,15 +84,6 @@ func (cl *ctlClient) authRequest(ctx context.Context, method, p string, body any
 	return nil, &m
 }
 
-// ctlUserJSON is a user as the auth API takes it.
-type ctlUserJSON struct {
-	User     string   `json:"user"`
-	Password string   `json:"password,omitempty"`
-	Roles    []string `json:"roles"`
-	Grant    []string `json:"grant,omitempty"`
-	Revoke   []string `json:"revoke,omitempty"`
-}
-
 // ctlUserAnswer is a user as the auth API gives it: its roles are names
 // or whole role objects.
 type ctlUserAnswer struct {
@@ -118,22 +108,6 @@ func (u *ctlUserAnswer) roleNames() []string {
 		}
 	}
 	return out
-}
-
-// ctlRoleJSON is a role of the auth API.
-type ctlRoleJSON struct {
-	Role        string          `json:"role"`
-	Permissions ctlPermissions  `json:"permissions"`
-	Grant       *ctlPermissions `json:"grant,omitempty"`
-	Revoke      *ctlPermissions `json:"revoke,omitempty"`
-}
-
-// ctlPermissions are a role's key permissions.
-type ctlPermissions struct {
-	KV struct {
-		Read  []string `json:"read"`
-		Write []string `json:"write"`
-	} `json:"kv"`
 }
 
 // authArg returns the client and the one name argument, or prints msg and
@@ -180,18 +154,28 @@ func ctlUserList(c *ctlContext) int {
 	if err := json.Unmarshal(b, &list); err != nil {
 		return authFail(c, err)
 	}
+	return ctlPrintNames(c, list.Users, func(u json.RawMessage) (string, error) {
+		var obj ctlUserAnswer
+		err := json.Unmarshal(u, &obj)
+		return obj.User, err
+	})
+}
+
+// ctlPrintNames prints the names of a users or roles listing sorted, one a
+// line. An entry is a bare name or an object, whose name objName decodes.
+func ctlPrintNames(c *ctlContext, entries []json.RawMessage, objName func(json.RawMessage) (string, error)) int {
 	var names []string
-	for _, u := range list.Users {
+	for _, e := range entries {
 		var name string
-		if json.Unmarshal(u, &name) == nil {
+		if json.Unmarshal(e, &name) == nil {
 			names = append(names, name)
 			continue
 		}
-		var obj ctlUserAnswer
-		if err := json.Unmarshal(u, &obj); err != nil {
+		name, err := objName(e)
+		if err != nil {
 			return authFail(c, err)
 		}
-		names = append(names, obj.User)
+		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, n := range names {
@@ -216,7 +200,7 @@ func ctlUserAdd(c *ctlContext) int {
 			return ctlExitBadArgs
 		}
 	}
-	if _, err := cl.authRequest(ctx, "PUT", ctlUserPath(name), &ctlUserJSON{User: name, Password: pass}, http.StatusOK, http.StatusCreated); err != nil {
+	if _, err := cl.authRequest(ctx, "PUT", ctlUserPath(name), &authUser{User: name, Password: pass}, http.StatusOK, http.StatusCreated); err != nil {
 		return authFail(c, err)
 	}
 	fmt.Fprintf(c.stdout(), "User %s created\n", name)
@@ -276,7 +260,7 @@ func ctlUserGrantRevoke(c *ctlContext, grant bool) int {
 	}
 	ctx, cancel := c.totalTimeout()
 	defer cancel()
-	body := &ctlUserJSON{User: name}
+	body := &authUser{User: name}
 	if grant {
 		body.Grant = roles
 	} else {
@@ -302,7 +286,7 @@ func ctlUserPasswd(c *ctlContext) int {
 		fmt.Fprintln(c.stderr(), "Error reading password:", err)
 		return ctlExitBadArgs
 	}
-	if _, err := cl.authRequest(ctx, "PUT", ctlUserPath(name), &ctlUserJSON{User: name, Password: pass}, http.StatusOK); err != nil {
+	if _, err := cl.authRequest(ctx, "PUT", ctlUserPath(name), &authUser{User: name, Password: pass}, http.StatusOK); err != nil {
 		return authFail(c, err)
 	}
 	fmt.Fprintf(c.stdout(), "Password updated\n")
@@ -310,12 +294,12 @@ func ctlUserPasswd(c *ctlContext) int {
 }
 
 // getRole is GET /v2/auth/roles/NAME.
-func (cl *ctlClient) getRole(ctx context.Context, name string) (*ctlRoleJSON, error) {
+func (cl *ctlClient) getRole(ctx context.Context, name string) (*authRole, error) {
 	b, err := cl.authRequest(ctx, "GET", ctlRolePath(name), nil, http.StatusOK)
 	if err != nil {
 		return nil, err
 	}
-	var r ctlRoleJSON
+	var r authRole
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, err
 	}
@@ -334,7 +318,7 @@ func ctlRoleAdd(c *ctlContext) int {
 		fmt.Fprintf(c.stderr(), "Role %s already exists\n", name)
 		return ctlExitBadArgs
 	}
-	if _, err := cl.authRequest(ctx, "PUT", ctlRolePath(name), &ctlRoleJSON{Role: name}, http.StatusOK, http.StatusCreated); err != nil {
+	if _, err := cl.authRequest(ctx, "PUT", ctlRolePath(name), &authRole{Role: name}, http.StatusOK, http.StatusCreated); err != nil {
 		return authFail(c, err)
 	}
 	fmt.Fprintf(c.stdout(), "Role %s created\n", name)
@@ -404,40 +388,11 @@ func ctlRoleList(c *ctlContext) int {
 	if err := json.Unmarshal(b, &list); err != nil {
 		return authFail(c, err)
 	}
-	var names []string
-	for _, r := range list.Roles {
-		var name string
-		if json.Unmarshal(r, &name) == nil {
-			names = append(names, name)
-			continue
-		}
-		var obj ctlRoleJSON
-		if err := json.Unmarshal(r, &obj); err != nil {
-			return authFail(c, err)
-		}
-		names = append(names, obj.Role)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(c.stdout(), "%s\n", n)
-	}
-	return ctlExitSuccess
-}
-
-// canonicalPath cleans p as etcd does for URL paths, keeping a trailing
-// slash.
-func canonicalPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	if p[0] != '/' {
-		p = "/" + p
-	}
-	np := path.Clean(p)
-	if p[len(p)-1] == '/' && np != "/" {
-		np += "/"
-	}
-	return np
+	return ctlPrintNames(c, list.Roles, func(r json.RawMessage) (string, error) {
+		var obj authRole
+		err := json.Unmarshal(r, &obj)
+		return obj.Role, err
+	})
 }
 
 // ctlRoleGrantRevoke is `role grant` and `role revoke`.
@@ -472,14 +427,14 @@ func ctlRoleGrantRevoke(c *ctlContext, grant bool) int {
 	if err != nil {
 		return authFail(c, err)
 	}
-	var perm ctlPermissions
+	var perm authPerms
 	if read || rw {
 		perm.KV.Read = []string{p}
 	}
 	if write || rw {
 		perm.KV.Write = []string{p}
 	}
-	body := &ctlRoleJSON{Role: name}
+	body := &authRole{Role: name}
 	if grant {
 		body.Grant = &perm
 	} else {
@@ -489,7 +444,7 @@ func ctlRoleGrantRevoke(c *ctlContext, grant bool) int {
 	if err != nil {
 		return authFail(c, err)
 	}
-	var updated ctlRoleJSON
+	var updated authRole
 	if err := json.Unmarshal(b, &updated); err != nil {
 		return authFail(c, err)
 	}

@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,19 +45,6 @@ func (e *ctlClusterError) Detail() string {
 		fmt.Fprintf(&b, "error #%d: %s\n", i, err)
 	}
 	return b.String()
-}
-
-// ctlKeyError is an error answer of the keys API.
-type ctlKeyError struct {
-	Code    int    `json:"errorCode"`
-	Message string `json:"message"`
-	Cause   string `json:"cause"`
-	Index   uint64 `json:"index"`
-}
-
-// Error formats the error as etcd's client does.
-func (e *ctlKeyError) Error() string {
-	return fmt.Sprintf("%v: %v (%v) [%v]", e.Code, e.Message, e.Cause, e.Index)
 }
 
 // ctlMessageError is an error answer of the members or auth API.
@@ -194,13 +180,9 @@ func transportFrom(c *ctlContext) (*http.Transport, error) {
 		cfg.Certificates = []tls.Certificate{pair}
 	}
 	if ca != "" {
-		pem, err := os.ReadFile(ca)
+		pool, err := loadCertPool(ca) // tls.go
 		if err != nil {
 			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s: no certificate found", ca)
 		}
 		cfg.RootCAs = pool
 	}
@@ -387,21 +369,7 @@ func (cl *ctlClient) setEndpoints(eps []string) error {
 }
 
 // endpoints returns the endpoints as strings.
-func (cl *ctlClient) endpoints() []string {
-	out := make([]string, len(cl.eps))
-	for i, u := range cl.eps {
-		out[i] = u.String()
-	}
-	return out
-}
-
-// ctlMember is a member as the members API gives it.
-type ctlMember struct {
-	ID         string   `json:"id"`
-	Name       string   `json:"name"`
-	PeerURLs   []string `json:"peerURLs"`
-	ClientURLs []string `json:"clientURLs"`
-}
+func (cl *ctlClient) endpoints() []string { return urlsToStrings(cl.eps) }
 
 // sync replaces the endpoints by the client URLs of the cluster's members.
 func (cl *ctlClient) sync(ctx context.Context) error {
@@ -423,7 +391,7 @@ func (cl *ctlClient) sync(ctx context.Context) error {
 }
 
 // listMembers is GET /v2/members.
-func (cl *ctlClient) listMembers(ctx context.Context) ([]ctlMember, error) {
+func (cl *ctlClient) listMembers(ctx context.Context) ([]memberView, error) {
 	resp, body, err := cl.do(ctx, &ctlRequest{method: "GET", path: "/v2/members"})
 	if err != nil {
 		return nil, err
@@ -432,7 +400,7 @@ func (cl *ctlClient) listMembers(ctx context.Context) ([]ctlMember, error) {
 		return nil, fmt.Errorf("unexpected status code %d", resp.StatusCode)
 	}
 	var ms struct {
-		Members []ctlMember `json:"members"`
+		Members []memberView `json:"members"`
 	}
 	if err := json.Unmarshal(body, &ms); err != nil {
 		return nil, err

@@ -65,7 +65,7 @@ func (cl *ctlClient) keysRequest(ctx context.Context, r *ctlRequest) (*ctlRespon
 		res.Index, _ = strconv.ParseUint(resp.Header.Get("X-Etcd-Index"), 10, 64)
 		return &res, nil
 	default:
-		var kerr ctlKeyError
+		var kerr keysAPIError
 		if err := json.Unmarshal(body, &kerr); err != nil {
 			return nil, err
 		}
@@ -309,16 +309,7 @@ func ctlRm(c *ctlContext) int {
 		if len(c.args) == 0 {
 			return c.handleError(ctlExitBadArgs, errors.New("key required"))
 		}
-		ctx, cancel := c.totalTimeout()
-		resp, err := cl.deleteKey(ctx, c.args[0], c.String("with-value"), uint64(c.Int("with-index")), c.Bool("dir"), c.Bool("recursive"))
-		cancel()
-		if err != nil {
-			return c.handleError(ctlExitServerError, err)
-		}
-		if !resp.Node.Dir || c.output() != "simple" {
-			printResponseKey(c, resp)
-		}
-		return ctlExitSuccess
+		return ctlDelete(c, cl, c.String("with-value"), uint64(c.Int("with-index")), c.Bool("dir"), c.Bool("recursive"))
 	})
 }
 
@@ -328,17 +319,23 @@ func ctlRmdir(c *ctlContext) int {
 		if len(c.args) == 0 {
 			return c.handleError(ctlExitBadArgs, errors.New("key required"))
 		}
-		ctx, cancel := c.totalTimeout()
-		resp, err := cl.deleteKey(ctx, c.args[0], "", 0, true, false)
-		cancel()
-		if err != nil {
-			return c.handleError(ctlExitServerError, err)
-		}
-		if !resp.Node.Dir || c.output() != "simple" {
-			printResponseKey(c, resp)
-		}
-		return ctlExitSuccess
+		return ctlDelete(c, cl, "", 0, true, false)
 	})
+}
+
+// ctlDelete deletes the key c.args[0] for rm and rmdir and prints the
+// answer (a directory's only when the output is not simple).
+func ctlDelete(c *ctlContext, cl *ctlClient, prevValue string, prevIndex uint64, dir, recursive bool) int {
+	ctx, cancel := c.totalTimeout()
+	resp, err := cl.deleteKey(ctx, c.args[0], prevValue, prevIndex, dir, recursive)
+	cancel()
+	if err != nil {
+		return c.handleError(ctlExitServerError, err)
+	}
+	if !resp.Node.Dir || c.output() != "simple" {
+		printResponseKey(c, resp)
+	}
+	return ctlExitSuccess
 }
 
 // ctlLs is `ls`.

@@ -107,7 +107,7 @@ func ctlMemberList(c *ctlContext) int {
 }
 
 // leader is GET /v2/members/leader.
-func (cl *ctlClient) leader(ctx context.Context) (*ctlMember, error) {
+func (cl *ctlClient) leader(ctx context.Context) (*memberView, error) {
 	resp, body, err := cl.memberRequest(ctx, "GET", "/v2/members/leader", nil)
 	if err != nil {
 		return nil, err
@@ -115,7 +115,7 @@ func (cl *ctlClient) leader(ctx context.Context) (*ctlMember, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("unexpected status code %d", resp.StatusCode)
 	}
-	var m ctlMember
+	var m memberView
 	if err := json.Unmarshal(body, &m); err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func ctlMemberAdd(c *ctlContext) int {
 	if resp.StatusCode != http.StatusCreated {
 		return fail(memberError(resp, body, http.StatusConflict))
 	}
-	var m ctlMember
+	var m memberView
 	if err := json.Unmarshal(body, &m); err != nil {
 		return fail(err)
 	}

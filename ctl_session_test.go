@@ -274,7 +274,7 @@ func newSessionTarget(t *testing.T, endpoint, dead string) *sessionTarget {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ms struct{ Members []ctlMember }
+	var ms struct{ Members []memberView }
 	err = json.NewDecoder(resp.Body).Decode(&ms)
 	resp.Body.Close()
 	if err != nil || len(ms.Members) == 0 {

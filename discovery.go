@@ -300,6 +300,7 @@ func (e *unreachableError) Error() string { return "discovery: " + e.err.Error()
 // Unwrap returns the transport's error.
 func (e *unreachableError) Unwrap() error { return e.err }
 
+// isUnreachable reports whether err is (or wraps) an unreachableError.
 func isUnreachable(err error) bool {
 	var u *unreachableError
 	return errors.As(err, &u)

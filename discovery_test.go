@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -261,7 +262,7 @@ func TestDiscoveryBootstrap(t *testing.T) {
 		peers = append(peers, urlsToStrings(c.InitialAdvertisePeerURLs)...)
 	}
 	sort.Strings(peers)
-	if !sameStrings(cf.PeerURLs, peers) {
+	if !slices.Equal(cf.PeerURLs, peers) {
 		t.Errorf("proxy/cluster has %v, want %v", cf.PeerURLs, peers)
 	}
 

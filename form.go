@@ -206,13 +206,16 @@ func errOrRest(err error, body io.Reader) io.Reader {
 	return body
 }
 
+// errReader is a body whose every read fails with err.
 type errReader struct{ err error }
 
+// Read fails with e.err.
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // replayBody is a request body read again from a copy of its start.
 type replayBody struct{ io.Reader }
 
+// Close does nothing: the server closes the request's own body.
 func (*replayBody) Close() error { return nil }
 
 // scanForm adds the known parameters of the form s to p, first value
@@ -269,10 +272,12 @@ func scanForm[T string | []byte](s T, p *keyParams) bool {
 	return true
 }
 
+// isHex reports whether c is a hexadecimal digit.
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
+// unhex is the value of the hexadecimal digit c.
 func unhex(c byte) byte {
 	switch {
 	case c <= '9':

@@ -74,10 +74,9 @@ func TestFormatGoldenDataDir(t *testing.T) {
 
 // formatRecord writes a fresh data dir to testdata/format/datadir.
 func formatRecord(t *testing.T) {
-	walPrealloc = false // the segments hold only what was written
-	t.Cleanup(func() { walPrealloc = true })
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
+	cfg.hooks.wal.noPrealloc = true // the segments hold only what was written
 	cfg.SnapshotCount = 40
 	cfg.hooks.catchUpEntries = 10
 	m := startTestMember(t, cfg)

@@ -17,6 +17,7 @@ import (
 	"etcdlite/kv"
 )
 
+// keysURLPrefix is the path of the keys API.
 const keysURLPrefix = "/v2/keys"
 
 // bufPool holds the buffers answers are written in and form bodies are
@@ -102,6 +103,12 @@ func cleanURLPath(p string) string {
 	if isCleanPath(p, true) {
 		return p
 	}
+	return canonicalPath(p)
+}
+
+// canonicalPath cleans p as etcd does for URL paths, keeping a trailing
+// slash.
+func canonicalPath(p string) string {
 	if p == "" {
 		return "/"
 	}
@@ -489,97 +496,14 @@ func (s *server) handleWatch(w http.ResponseWriter, r *http.Request, kr *keyRequ
 	}
 }
 
+// writeJSON answers with status and the JSON body b.
 func writeJSON(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(b)
 }
 
-// handleMembers serves /v2/members and /v2/members/leader.
-func (s *server) handleMembers(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, "GET", "POST", "DELETE", "PUT") {
-		return
-	}
-	if !s.authorizeWriteRoot(r) {
-		writeNoAuth(w)
-		return
-	}
-	w.Header()["X-Etcd-Cluster-Id"] = []string{idString(s.clusterID)}
-	rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v2/members"), "/")
-	if r.Method != http.MethodGet {
-		s.handleMemberChange(w, r, rest)
-		return
-	}
-	switch rest {
-	case "":
-		ms := membersFromStore(s.store)
-		views := make([]memberView, len(ms))
-		for i, m := range ms {
-			views[i] = m.view()
-		}
-		b := mustJSONBytes(struct {
-			Members []memberView `json:"members"`
-		}{views})
-		writeJSON(w, http.StatusOK, append(b, '\n'))
-	case "leader":
-		lead := s.leader.Load()
-		for _, m := range membersFromStore(s.store) {
-			if m.ID == lead {
-				writeJSON(w, http.StatusOK, append(mustJSONBytes(m.view()), '\n'))
-				return
-			}
-		}
-		writeMembersError(w, http.StatusServiceUnavailable, "During Leader Election")
-	default:
-		writeMembersError(w, http.StatusNotFound, "Not found")
-	}
-}
-
-func writeMembersError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, mustJSONBytes(struct {
-		Message string `json:"message"`
-	}{msg}))
-}
-
-// handleMachines lists every member's client URLs.
-func (s *server) handleMachines(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, "GET", "HEAD") {
-		return
-	}
-	var urls []string
-	for _, m := range membersFromStore(s.store) {
-		urls = append(urls, m.ClientURLs...)
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Write([]byte(strings.Join(urls, ", ")))
-}
-
-func (s *server) handleStatsSelf(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, "GET") {
-		return
-	}
-	writeJSON(w, http.StatusOK, s.stats.selfJSON(s.transport.Totals()))
-}
-
-func (s *server) handleStatsLeader(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, "GET") {
-		return
-	}
-	b, ok := s.stats.leaderJSON(s.transport.PeerStats())
-	if !ok {
-		writeJSON(w, http.StatusForbidden, []byte(`{"message":"not current leader"}`+"\n"))
-		return
-	}
-	writeJSON(w, http.StatusOK, b)
-}
-
-func (s *server) handleStatsStore(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, "GET") {
-		return
-	}
-	writeJSON(w, http.StatusOK, s.store.StatsJSON())
-}
-
+// handleVersion serves /version.
 func (s *server) handleVersion(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, "GET") {
 		return

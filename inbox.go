@@ -1,4 +1,6 @@
-// The inbox: peer messages waiting for the raft loop, bounded.
+// The inbox: what other goroutines hand the raft loop (client proposals,
+// peer messages, quorum reads, membership changes, transport reports),
+// taken in batches; peer messages are bounded.
 
 package main
 
@@ -38,6 +40,7 @@ type raftInbox struct {
 	wake    chan struct{} // one pending wake-up at most
 }
 
+// newRaftInbox returns an empty, open inbox.
 func newRaftInbox() *raftInbox {
 	in := &raftInbox{wake: make(chan struct{}, 1)}
 	in.space = sync.NewCond(&in.mu)

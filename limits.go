@@ -166,6 +166,7 @@ type budgetWaiter struct {
 	ready chan struct{} // closed once granted
 }
 
+// newByteBudget returns a budget of size bytes, all free.
 func newByteBudget(size int64) *byteBudget { return &byteBudget{size: size, free: size} }
 
 // acquire takes n bytes (at most the whole budget), waiting behind

@@ -96,6 +96,7 @@ type testHooks struct {
 	encodeHook     func(id uint64)  // runs (with the member's id) before the store is encoded for a snapshot
 	headerTimeout  time.Duration    // how long a request's header may take (0: readHeaderTimeout)
 	bodyTimeout    time.Duration    // how long a write's body may take (0: bodyReadTimeout)
+	wal            walOptions       // how the log is opened: segment size, preallocation
 }
 
 // parseURLs parses a comma-separated list of http(s)://host:port URLs.
@@ -163,6 +164,7 @@ func sameURLStrings(a, b []string) bool {
 	return slices.Equal(x, y)
 }
 
+// main runs etcdlite, or `ctl` when invoked as etcdctl, or a subcommand.
 func main() {
 	if args, ok := isCtlInvocation(os.Args); ok {
 		os.Exit(ctlMain(args))

@@ -77,8 +77,10 @@ func clusterID(ids []uint64) uint64 {
 // the logs show it.
 func idString(id uint64) string { return strconv.FormatUint(id, 16) }
 
+// parseID parses an id written by idString.
 func parseID(s string) (uint64, error) { return strconv.ParseUint(s, 16, 64) }
 
+// memberDir is the store directory of member id's records.
 func memberDir(id uint64) string { return path.Join(membersPrefix, idString(id)) }
 
 // membersFromStore reads the member records the store holds, sorted by id.
@@ -164,6 +166,7 @@ func decodePeerMembers(b []byte) ([]memberView, error) {
 	return ms, nil
 }
 
+// view is the member as /v2/members shows it.
 func (m *member) view() memberView {
 	return memberView{ID: idString(m.ID), Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs}
 }

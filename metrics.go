@@ -259,28 +259,59 @@ type metricsFamily struct {
 	write func(e *expo)
 }
 
-// handleMetrics serves /metrics.
-func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+// metricsSet collects the families of one exposition.
+type metricsSet struct{ fams []metricsFamily }
+
+// add adds a family written by write.
+func (m *metricsSet) add(name string, write func(e *expo)) {
+	m.fams = append(m.fams, metricsFamily{name, write})
+}
+
+// gauge adds a family of one gauge sample.
+func (m *metricsSet) gauge(name, help string, v float64) {
+	m.add(name, func(e *expo) { e.single(name, "gauge", help, v) })
+}
+
+// counter adds a family of one counter sample.
+func (m *metricsSet) counter(name, help string, v float64) {
+	m.add(name, func(e *expo) { e.single(name, "counter", help, v) })
+}
+
+// info adds a gauge family of one sample 1 with one label.
+func (m *metricsSet) info(name, help, label, value string) {
+	m.add(name, func(e *expo) { e.family(name, "gauge", help); e.sample(name, 1, label, value) })
+}
+
+// text writes the families sorted by name, into a buffer of sizeHint bytes
+// to begin with.
+func (m *metricsSet) text(sizeHint int) []byte {
+	sort.Slice(m.fams, func(i, j int) bool { return m.fams[i].name < m.fams[j].name })
+	e := &expo{b: make([]byte, 0, sizeHint)}
+	for _, f := range m.fams {
+		f.write(e)
+	}
+	return e.b
+}
+
+// serveMetrics answers a GET or HEAD of /metrics with the exposition text
+// makes.
+func serveMetrics(w http.ResponseWriter, r *http.Request, text func() []byte) {
 	if !allowMethod(w, r, "GET", "HEAD") {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	w.Write(s.metricsText())
+	w.Write(text())
+}
+
+// handleMetrics serves /metrics.
+func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	serveMetrics(w, r, s.metricsText)
 }
 
 // metricsText is the whole exposition, families sorted by name.
 func (s *server) metricsText() []byte {
-	var fams []metricsFamily
-	add := func(name string, write func(e *expo)) { fams = append(fams, metricsFamily{name, write}) }
-	gauge := func(name, help string, v float64) {
-		add(name, func(e *expo) { e.single(name, "gauge", help, v) })
-	}
-	counter := func(name, help string, v float64) {
-		add(name, func(e *expo) { e.single(name, "counter", help, v) })
-	}
-	info := func(name, help, label, value string) {
-		add(name, func(e *expo) { e.family(name, "gauge", help); e.sample(name, 1, label, value) })
-	}
+	set := &metricsSet{}
+	add, gauge, counter, info := set.add, set.gauge, set.counter, set.info
 	m := s.metrics
 	lead := s.leader.Load()
 	gauge("etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.", b2f(lead != 0))
@@ -317,12 +348,7 @@ func (s *server) metricsText() []byte {
 	processFamilies(add, gauge, counter)
 	goFamilies(add, gauge, counter)
 
-	sort.Slice(fams, func(i, j int) bool { return fams[i].name < fams[j].name })
-	e := &expo{b: make([]byte, 0, 32<<10)}
-	for _, f := range fams {
-		f.write(e)
-	}
-	return e.b
+	return set.text(32 << 10)
 }
 
 // b2f is 1 for true, 0 for false.
@@ -584,17 +610,6 @@ func (s *server) metricsHandler() http.Handler {
 	mux.HandleFunc("/metrics", s.handleMetrics)
 	mux.HandleFunc("/health", s.handleHealth)
 	return mux
-}
-
-// fdatasync is walFdatasync on the open segment, timed for
-// etcd_disk_wal_fsync_duration_seconds.
-func (w *WAL) fdatasync() error {
-	start := time.Now()
-	err := walFdatasync(w.f)
-	if w.metrics != nil {
-		w.metrics.fsync.observe(time.Since(start))
-	}
-	return err
 }
 
 // peerMetric is what /metrics reports about one peer.

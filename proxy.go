@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -281,12 +282,12 @@ func (p *proxy) refresh() {
 			}
 			eps = append(eps, &proxyEndpoint{url: u})
 		}
-		if !sameStrings(endpointStrings(p.endpoints), endpointStrings(eps)) {
+		if !slices.Equal(endpointStrings(p.endpoints), endpointStrings(eps)) {
 			slog.Info("proxy: endpoints found", "endpoints", clientURLs)
 		}
 		p.endpoints = eps
 	}
-	if len(peerURLs) > 0 && !sameStrings(peerURLs, sortedCopy(p.peerURLs)) {
+	if len(peerURLs) > 0 && !slices.Equal(peerURLs, sortedCopy(p.peerURLs)) {
 		slog.Info("proxy: updated peer urls in cluster file", "from", p.peerURLs, "to", peerURLs)
 		p.peerURLs = peerURLs
 		if err := p.saveClusterFile(peerURLs); err != nil {
@@ -316,6 +317,7 @@ func fetchPeerMembers(client *http.Client, peer string) ([]memberView, error) {
 	return ms, nil
 }
 
+// endpointStrings is the endpoints' URLs, sorted.
 func endpointStrings(eps []*proxyEndpoint) []string {
 	out := make([]string, len(eps))
 	for i, e := range eps {
@@ -325,22 +327,11 @@ func endpointStrings(eps []*proxyEndpoint) []string {
 	return out
 }
 
+// sortedCopy is a sorted copy of s.
 func sortedCopy(s []string) []string {
 	out := append([]string(nil), s...)
 	sort.Strings(out)
 	return out
-}
-
-func sameStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // available returns the endpoints not held back by a recent failure, and

@@ -99,37 +99,19 @@ func (m *proxyMetrics) handle(mi, code int, start time.Time) {
 
 // handleMetrics serves a proxy's /metrics.
 func (p *proxy) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, "GET", "HEAD") {
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	w.Write(p.metricsText())
+	serveMetrics(w, r, p.metricsText)
 }
 
 // metricsText is a proxy's whole exposition, families sorted by name.
 func (p *proxy) metricsText() []byte {
-	var fams []metricsFamily
-	add := func(name string, write func(e *expo)) { fams = append(fams, metricsFamily{name, write}) }
-	gauge := func(name, help string, v float64) {
-		add(name, func(e *expo) { e.single(name, "gauge", help, v) })
-	}
-	counter := func(name, help string, v float64) {
-		add(name, func(e *expo) { e.single(name, "counter", help, v) })
-	}
-	info := func(name, help, label, value string) {
-		add(name, func(e *expo) { e.family(name, "gauge", help); e.sample(name, 1, label, value) })
-	}
+	set := &metricsSet{}
+	add, gauge, counter, info := set.add, set.gauge, set.counter, set.info
 	info("etcd_server_version", "Which version is running. 1 for 'server_version' label with current version.", "server_version", etcdServerVersion)
 	info("etcd_server_go_version", "Which Go version server is running with. 1 for 'server_go_version' label with current version.", "server_go_version", runtime.Version())
 	p.metrics.families(add)
 	processFamilies(add, gauge, counter)
 	goFamilies(add, gauge, counter)
-	sort.Slice(fams, func(i, j int) bool { return fams[i].name < fams[j].name })
-	e := &expo{b: make([]byte, 0, 16<<10)}
-	for _, f := range fams {
-		f.write(e)
-	}
-	return e.b
+	return set.text(16 << 10)
 }
 
 // families adds the etcd_proxy_* families, with a sample for each method

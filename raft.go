@@ -1,17 +1,18 @@
-// The raft loop: proposals, Ready handling, apply, conf changes and
-// snapshots.
+// The raft loop: it owns the raft.RawNode, steps what the inbox holds,
+// handles each Ready (WAL write and fsync, sending to peers, applying the
+// committed entries) and serves ReadIndex answers; also the raft-side
+// interface the transport delivers to (Process, Report*). Proposals and
+// waiters are in propose.go, snapshots in raft_snapshot.go, conf changes in
+// cluster.go.
 
 package main
 
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -19,124 +20,6 @@ import (
 
 	"etcdlite/kv"
 )
-
-// Errors a proposal can end with besides the store's own.
-var (
-	errTimeout = errors.New("etcdserver: request timed out")
-	errStopped = errors.New("etcdserver: server stopped")
-)
-
-// snapshotCatchUpEntries is how many entries stay in the raft log after a
-// snapshot so that a slow follower can catch up without one.
-const snapshotCatchUpEntries = 5000
-
-// catchUpEntries is snapshotCatchUpEntries unless a test asks for fewer.
-func (s *server) catchUpEntries() uint64 {
-	if s.cfg.hooks.catchUpEntries != 0 {
-		return s.cfg.hooks.catchUpEntries
-	}
-	return snapshotCatchUpEntries
-}
-
-// applyResult is what applying one proposal produced.
-type applyResult struct {
-	event *kv.Event
-	err   *kv.Error
-	fail  error // the member could not apply it at all
-	value any   // what an entry that is not a store request produced (an auth change: *authResult)
-}
-
-// waitList maps proposal ids to the handlers waiting for their results.
-// Each wait has a deadline; expire ends the overdue ones, so that a request
-// costs no timer of its own.
-type waitList struct {
-	mu sync.Mutex
-	m  map[uint64]waiter
-}
-
-type waiter struct {
-	ch       chan applyResult
-	deadline int64 // unix nanoseconds
-}
-
-func (w *waitList) register(id uint64, deadline time.Time) chan applyResult {
-	ch := make(chan applyResult, 1)
-	w.mu.Lock()
-	w.m[id] = waiter{ch: ch, deadline: deadline.UnixNano()}
-	w.mu.Unlock()
-	return ch
-}
-
-func (w *waitList) cancel(id uint64) {
-	w.mu.Lock()
-	delete(w.m, id)
-	w.mu.Unlock()
-}
-
-// failAll ends every wait with err.
-func (w *waitList) failAll(err error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for id, wt := range w.m {
-		wt.ch <- applyResult{fail: err}
-		delete(w.m, id)
-	}
-}
-
-// expire ends with errTimeout every wait whose deadline is before now.
-func (w *waitList) expire(now time.Time) {
-	n := now.UnixNano()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for id, wt := range w.m {
-		if wt.deadline < n {
-			wt.ch <- applyResult{fail: errTimeout}
-			delete(w.m, id)
-		}
-	}
-}
-
-func (w *waitList) trigger(id uint64, r applyResult) {
-	w.mu.Lock()
-	wt, ok := w.m[id]
-	delete(w.m, id)
-	w.mu.Unlock()
-	if ok {
-		wt.ch <- r
-	}
-}
-
-// appliedNotifier lets readers wait until the store has applied an index.
-type appliedNotifier struct {
-	mu      sync.Mutex
-	applied uint64
-	ch      chan struct{} // closed and replaced at every advance
-}
-
-func (a *appliedNotifier) advance(index uint64) {
-	a.mu.Lock()
-	a.applied = index
-	close(a.ch)
-	a.ch = make(chan struct{})
-	a.mu.Unlock()
-}
-
-// wait returns once index is applied, or with the context's error.
-func (a *appliedNotifier) wait(ctx context.Context, index uint64) error {
-	for {
-		a.mu.Lock()
-		applied, ch := a.applied, a.ch
-		a.mu.Unlock()
-		if applied >= index {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
 
 // raftLogger sends the raft library's logs to slog.
 type raftLogger struct{}
@@ -365,6 +248,8 @@ func (s *server) closeInbox() {
 	}
 }
 
+// handleReady does what one Ready asks, in the order durability needs
+// (see the comments inside); an error means storage failed.
 func (s *server) handleReady(rd raft.Ready) error {
 	if s.encoding && (!raft.IsEmptySnap(rd.Snapshot) || hasConfChange(rd.CommittedEntries)) {
 		// A snapshot to install replaces the store, and raft takes a
@@ -518,241 +403,6 @@ func (s *server) apply(ents []raftpb.Entry) error {
 	return nil
 }
 
-// applyConfChange changes the membership in raft and in the store. A store
-// error is logged, not returned: every member applies the same entry to the
-// same store and meets the same error, so the members still agree, and the
-// raft membership has changed already.
-func (s *server) applyConfChange(cc raftpb.ConfChange) {
-	logErr := func(op, key string, err *kv.Error) {
-		if err != nil {
-			slog.Error("conf change: store update failed", "op", op, "key", key, "id", idString(cc.NodeID), "err", err)
-		}
-	}
-	s.confState = *s.rn.ApplyConfChange(cc)
-	switch cc.Type {
-	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode, raftpb.ConfChangeUpdateNode:
-		var m member
-		if err := json.Unmarshal(cc.Context, &m); err != nil {
-			slog.Warn("conf change without member", "id", idString(cc.NodeID), "err", err)
-			break
-		}
-		ra := raftAttributes{PeerURLs: m.PeerURLs, IsLearner: cc.Type == raftpb.ConfChangeAddLearnerNode}
-		_, err := s.store.Set(memberDir(cc.NodeID)+"/raftAttributes", false, mustJSON(ra), kv.TTLOptions{}, 0)
-		logErr("set", memberDir(cc.NodeID)+"/raftAttributes", err)
-		if m.Name != "" && cc.Type != raftpb.ConfChangeUpdateNode {
-			a := attributes{Name: m.Name, ClientURLs: m.ClientURLs}
-			_, err := s.store.Set(memberDir(cc.NodeID)+"/attributes", false, mustJSON(a), kv.TTLOptions{}, 0)
-			logErr("set", memberDir(cc.NodeID)+"/attributes", err)
-		}
-		if cc.NodeID != s.id && s.transport != nil {
-			s.transport.AddPeer(cc.NodeID, m.PeerURLs) // a known peer only gets its URLs updated
-		}
-	case raftpb.ConfChangeRemoveNode:
-		_, err := s.store.Delete(memberDir(cc.NodeID), true, true, 0)
-		logErr("delete", memberDir(cc.NodeID), err)
-		_, err = s.store.Set(clusterPrefix+"/removed_members/"+idString(cc.NodeID), false, "removed", kv.TTLOptions{}, 0)
-		logErr("set", clusterPrefix+"/removed_members/"+idString(cc.NodeID), err)
-		if cc.NodeID != s.id && s.transport != nil {
-			s.transport.RemovePeer(cc.NodeID)
-		}
-		if cc.NodeID == s.id {
-			slog.Warn("this member was removed from the cluster; shutting down")
-			go s.fail(errors.New("this member was removed from the cluster"))
-		}
-	}
-	s.waits.trigger(cc.ID, applyResult{})
-}
-
-// raftLogTrimEvery is how many entries are applied between trims of raft's
-// in-memory log (see trimRaftLog).
-const raftLogTrimEvery = 10000
-
-// trimRaftLog keeps raft's in-memory log short between snapshots: every
-// raftLogTrimEvery applied entries, everything but the last catchUpEntries
-// is dropped from it, so memory does not grow with --snapshot-count. The
-// write-ahead log on disk keeps them until the next snapshot file. raft's
-// storage gets a snapshot record (metadata only, no data) at the applied
-// index, which is what it needs to send a follower that is further behind
-// a snapshot (built then from the state applied; see send).
-func (s *server) trimRaftLog() error {
-	keep, every := s.catchUpEntries(), uint64(raftLogTrimEvery)
-	if s.cfg.hooks.trimEvery != 0 {
-		every = s.cfg.hooks.trimEvery
-	}
-	if s.appliedIndex < s.trimmedAt+every || s.appliedIndex <= keep {
-		return nil
-	}
-	if _, err := s.storage.CreateSnapshot(s.appliedIndex, &s.confState, nil); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
-		return fmt.Errorf("record applied index %d in raft storage: %w", s.appliedIndex, err)
-	}
-	if err := s.storage.Compact(s.appliedIndex - keep); err != nil && !errors.Is(err, raft.ErrCompacted) {
-		return fmt.Errorf("compact raft log to %d: %w", s.appliedIndex-keep, err)
-	}
-	s.trimmedAt = s.appliedIndex
-	return nil
-}
-
-// maybeSnapshot takes a snapshot every --snapshot-count applied entries.
-// The store is encoded by a goroutine of its own, so that the raft loop
-// goes on persisting, sending and heartbeating meanwhile (at a million keys
-// encoding takes about half a second): committed entries, and the clients
-// that wrote them, wait in s.deferred until finishSnapshot, for the store
-// must stay as it is at the snapshot's index.
-func (s *server) maybeSnapshot() error {
-	if s.appliedIndex-s.snapshotIndex < s.cfg.SnapshotCount || s.snapshotting.Load() || s.encoding {
-		return nil
-	}
-	s.encoding, s.encodingStart = true, time.Now()
-	s.snapshotWG.Add(1)
-	go func() {
-		defer s.snapshotWG.Done()
-		if h := s.cfg.hooks.encodeHook; h != nil {
-			h(s.id)
-		}
-		data, err := s.store.Save()
-		s.encoded <- encodedStore{data: data, err: err}
-	}()
-	return nil
-}
-
-// encodedStore is the store encoded for a snapshot, or why it could not be.
-type encodedStore struct {
-	data []byte
-	err  error
-}
-
-// hasConfChange reports whether ents hold a membership change.
-func hasConfChange(ents []raftpb.Entry) bool {
-	for i := range ents {
-		if ents[i].Type == raftpb.EntryConfChange || ents[i].Type == raftpb.EntryConfChangeV2 {
-			return true
-		}
-	}
-	return false
-}
-
-// finishSnapshot makes the encoded store the snapshot at the applied index,
-// compacts the raft log behind it, starts writing the file, and applies the
-// entries that waited.
-func (s *server) finishSnapshot(enc encodedStore) error {
-	s.encoding = false
-	if enc.err != nil {
-		return fmt.Errorf("encode store for a snapshot at %d: %w", s.appliedIndex, enc.err)
-	}
-	start := s.encodingStart
-	// raft's storage keeps only the snapshot's metadata: a follower that
-	// needs a snapshot is sent one of the state applied then (see send),
-	// so holding a copy of the whole store here would only cost memory.
-	snap, err := s.storage.CreateSnapshot(s.appliedIndex, &s.confState, nil)
-	if errors.Is(err, raft.ErrSnapOutOfDate) {
-		// trimRaftLog recorded this index already
-		snap, err = raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: s.appliedIndex, Term: s.appliedTerm, ConfState: s.confState}}, nil
-	}
-	if err != nil {
-		return fmt.Errorf("create snapshot at %d: %w", s.appliedIndex, err)
-	}
-	snap.Data = enc.data
-	s.snapshotIndex = s.appliedIndex
-	// The log keeps every entry until the snapshot file is durable (the
-	// release happens after it), so raft's in-memory log can be trimmed now.
-	if keep := s.catchUpEntries(); s.appliedIndex > keep {
-		compact := s.appliedIndex - keep
-		if err := s.storage.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
-			return fmt.Errorf("compact raft log to %d: %w", compact, err)
-		}
-	}
-	encoded := time.Since(start)
-	// Writing and fsyncing the file does not hold up the raft loop.
-	s.snapshotting.Store(true)
-	s.snapshotWG.Add(1)
-	go func() {
-		defer s.snapshotWG.Done()
-		defer s.snapshotting.Store(false)
-		if err := s.persistSnapshot(snap); err != nil {
-			s.storageFailed(err)
-			return
-		}
-		s.metrics.snapshotDuration.observe(time.Since(start))
-		slog.Info("snapshot taken", "index", snap.Metadata.Index, "bytes", len(snap.Data),
-			"encoded-in", encoded.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
-		// The encoded store (as large as the store's content) and the log
-		// entries compacted away are garbage now: give their memory back
-		// rather than keep it until the heap grows into it again. (Not
-		// waited for: a received snapshot waits for this goroutine.)
-		snap.Data = nil
-		go debug.FreeOSMemory()
-	}()
-	deferred := s.deferred
-	s.deferred = nil
-	return s.apply(deferred)
-}
-
-// propose sends r through raft and waits until it is applied.
-func (s *server) propose(ctx context.Context, r *kv.Request) (*kv.Event, error) {
-	if err := s.writable(); err != nil {
-		return nil, err
-	}
-	r.ID = nextRequestID()
-	if r.Time == 0 {
-		r.Time = s.now().UnixNano()
-	}
-	ch := s.waits.register(r.ID, time.Now().Add(s.requestTimeout()))
-	if !s.inbox.propose(proposal{id: r.ID, data: r.AppendBinary(nil), ctx: ctx}) {
-		s.waits.cancel(r.ID)
-		return nil, errStopped
-	}
-	s.metrics.pending.Add(1)
-	res, err := s.await(ctx, r.ID, ch, &s.waits)
-	s.metrics.pending.Add(-1)
-	if err != nil {
-		if res.err == nil { // not the store's answer: the proposal failed
-			s.metrics.failed.Add(1)
-		}
-		return nil, err
-	}
-	return res.event, nil
-}
-
-// await waits for the result registered under id in w: it comes from the
-// raft loop, or is a timeout from the expiry sweep.
-func (s *server) await(ctx context.Context, id uint64, ch chan applyResult, w *waitList) (applyResult, error) {
-	select {
-	case res := <-ch:
-		switch {
-		case res.fail != nil:
-			return res, res.fail
-		case res.err != nil:
-			return res, res.err
-		}
-		return res, nil
-	case <-ctx.Done():
-		w.cancel(id)
-		return applyResult{}, proposalError(ctx.Err())
-	case <-s.stopc:
-		w.cancel(id)
-		return applyResult{}, errStopped
-	}
-}
-
-// expireWaits ends the writes and quorum reads that have waited longer
-// than the request timeout.
-func (s *server) expireWaits() {
-	t := time.NewTicker(waitSweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stopc:
-			return
-		case now := <-t.C:
-			s.waits.expire(now)
-			s.readIndexes.expire(now)
-		}
-	}
-}
-
-// waitSweepInterval is how often overdue waits are looked for.
-const waitSweepInterval = 100 * time.Millisecond
-
 // storageFailed records that nothing more can be made durable: the member
 // stops taking writes (and fails those waiting) and keeps serving reads of
 // what it applied.
@@ -771,72 +421,75 @@ func (s *server) writable() error {
 	return nil
 }
 
-func proposalError(err error) error {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return errTimeout
-	case errors.Is(err, raft.ErrStopped):
-		return errStopped
-	}
-	return err
-}
-
-// requestTimeout bounds how long a write or a quorum read may wait.
-func (s *server) requestTimeout() time.Duration {
-	return 5*time.Second + 2*time.Duration(s.cfg.ElectionMs)*time.Millisecond
-}
-
-// linearizableRead waits until this member has applied everything the
-// cluster had committed when the read arrived (raft's ReadIndex; the reads
-// that arrive together share one).
-func (s *server) linearizableRead(ctx context.Context) error {
-	if err := s.writable(); err != nil {
-		return err
-	}
-	id := nextRequestID()
-	ch := s.readIndexes.register(id, time.Now().Add(s.requestTimeout()))
-	if !s.inbox.read(id) {
-		s.readIndexes.cancel(id)
-		return errStopped
-	}
-	res, err := s.await(ctx, id, ch, &s.readIndexes)
-	if err != nil {
-		return err
-	}
-	if s.appliedIndexPub.Load() >= res.event.EtcdIndex {
+// persist writes a Ready's hard state and entries to the log, fsynced.
+func (s *server) persist(hs raftpb.HardState, ents []raftpb.Entry) error {
+	if raft.IsEmptyHardState(hs) && len(ents) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
-	defer cancel()
-	if err := s.appliedWait.wait(ctx, res.event.EtcdIndex); err != nil {
-		return proposalError(err)
+	if err := s.wal.Save(hs, ents); err != nil {
+		return fmt.Errorf("write-ahead log: %w", err)
 	}
 	return nil
 }
 
-// expiryLoop makes the leader propose the removal of expired keys, stamped
-// with its own clock, so that expiry is part of the log.
-func (s *server) expiryLoop() {
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stopc:
-			return
-		case <-t.C:
-		}
-		if s.leader.Load() != s.id {
-			continue
-		}
-		now := s.now().UnixNano()
-		next := s.store.NextExpiration()
-		if next == 0 || next > now {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
-		if _, err := s.propose(ctx, &kv.Request{Method: kv.MethodExpire, Time: now}); err != nil {
-			slog.Warn("expiry sweep failed", "err", err)
-		}
-		cancel()
+// persistSnapshot makes a snapshot durable, then lets the log drop what it
+// covers.
+func (s *server) persistSnapshot(snap raftpb.Snapshot) error {
+	if err := s.snapper.Save(snap); err != nil {
+		return fmt.Errorf("save snapshot %d: %w", snap.Metadata.Index, err)
 	}
+	if err := s.wal.SaveSnapshot(snap.Metadata.Index, snap.Metadata.Term); err != nil {
+		return fmt.Errorf("record snapshot %d in the log: %w", snap.Metadata.Index, err)
+	}
+	if err := s.wal.ReleaseTo(snap.Metadata.Index); err != nil {
+		return fmt.Errorf("release log before %d: %w", snap.Metadata.Index, err)
+	}
+	return nil
+}
+
+// send hands raft messages to the transport; it never blocks. A snapshot
+// raft wants to send is replaced by one of the state applied now, as etcd
+// does, so that it includes every membership change applied so far (a
+// member added after the last stored snapshot must find itself in it).
+func (s *server) send(msgs []raftpb.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	out := msgs[:0]
+	for _, m := range msgs {
+		if m.Type == raftpb.MsgSnap {
+			data, err := s.store.Save() // the whole store, membership included (under /0)
+			if err != nil {
+				slog.Error("snapshot for a follower", "to", idString(m.To), "err", err)
+				s.rn.ReportSnapshot(m.To, raft.SnapshotFailure)
+				continue
+			}
+			m.Snapshot = &raftpb.Snapshot{Data: data, Metadata: raftpb.SnapshotMetadata{
+				Index: s.appliedIndex, Term: s.appliedTerm, ConfState: s.confState}}
+		}
+		out = append(out, m)
+	}
+	msgs = out
+	s.transport.Send(msgs)
+}
+
+// Process delivers a message from a peer to raft.
+func (s *server) Process(ctx context.Context, m raftpb.Message) error {
+	if !s.inbox.step(ctx, m) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return errStopped
+	}
+	return nil
+}
+
+// ReportUnreachable tells raft a message to id was lost.
+func (s *server) ReportUnreachable(id uint64) {
+	s.inbox.report(func(rn *raft.RawNode) { rn.ReportUnreachable(id) })
+}
+
+// ReportSnapshot tells raft how sending a snapshot to id ended.
+func (s *server) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
+	s.inbox.report(func(rn *raft.RawNode) { rn.ReportSnapshot(id, status) })
 }

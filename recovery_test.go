@@ -15,11 +15,9 @@ import (
 // snapshots and log segments, restarts the member from its data dir (once
 // normally, once with its newest snapshot damaged) and checks every key.
 func TestRecoveryAcrossSnapshotsAndSegments(t *testing.T) {
-	old := walSegmentSize
-	walSegmentSize = 32 << 10
-	t.Cleanup(func() { walSegmentSize = old })
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
+	cfg.hooks.wal.segmentSize = 32 << 10
 	cfg.SnapshotCount = 300
 	cfg.hooks.catchUpEntries = 50
 	cfg.MaxSnapshots = 3

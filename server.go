@@ -1,5 +1,5 @@
-// One member: start-up (bootstrap, join, recovery), storage, listeners and
-// shutdown.
+// One member: the server type, start-up (bootstrap or recovery, the data dir,
+// the WAL and snapshots opened), listeners, serving and shutdown.
 
 package main
 
@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -17,7 +16,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -247,7 +245,7 @@ func (s *server) bootstrap(walDir string) ([]raft.Peer, error) {
 		}
 	}
 	s.clusterID = clusterID(ids)
-	w, _, err := OpenWAL(walDir, WALMetadata{MemberID: s.id, ClusterID: s.clusterID, Name: s.cfg.Name}, 0, 0)
+	w, _, err := OpenWAL(walDir, WALMetadata{MemberID: s.id, ClusterID: s.clusterID, Name: s.cfg.Name}, 0, 0, s.cfg.hooks.wal)
 	if err != nil {
 		return nil, fmt.Errorf("create write-ahead log: %w", err)
 	}
@@ -287,7 +285,7 @@ func (s *server) recover(walDir string) error {
 		decoded = make(chan error, 1)
 		go func(data []byte) { decoded <- s.store.Recover(data) }(snap.Data)
 	}
-	w, st, err := OpenWAL(walDir, meta, snap.Metadata.Index, snap.Metadata.Term)
+	w, st, err := OpenWAL(walDir, meta, snap.Metadata.Index, snap.Metadata.Term, s.cfg.hooks.wal)
 	if err != nil && !raft.IsEmptySnap(snap) {
 		<-decoded // start again from an empty store: the log chooses the snapshot
 		decoded = nil
@@ -303,7 +301,7 @@ func (s *server) recover(walDir string) error {
 		if err != nil && !errors.Is(err, ErrNoSnapshot) {
 			return fmt.Errorf("load snapshot: %w", err)
 		}
-		w, st, err = OpenWAL(walDir, meta, snap.Metadata.Index, snap.Metadata.Term)
+		w, st, err = OpenWAL(walDir, meta, snap.Metadata.Index, snap.Metadata.Term, s.cfg.hooks.wal)
 	}
 	if err != nil {
 		return fmt.Errorf("open write-ahead log: %w", err)
@@ -372,227 +370,6 @@ func pauseGC() (resume func()) {
 	}
 }
 
-// installSnapshot makes snap the state: raft's storage takes its metadata
-// (the store holds the data, so raft's storage need not), the store its data.
-func (s *server) installSnapshot(snap raftpb.Snapshot) error {
-	if err := s.applySnapshotMetadata(snap); err != nil {
-		return err
-	}
-	return s.recoverFromSnapshot(snap)
-}
-
-// applySnapshotMetadata gives raft's storage a snapshot's metadata.
-func (s *server) applySnapshotMetadata(snap raftpb.Snapshot) error {
-	meta := snap
-	meta.Data = nil
-	if err := s.storage.ApplySnapshot(meta); err != nil {
-		return fmt.Errorf("apply snapshot %d to raft storage: %w", snap.Metadata.Index, err)
-	}
-	return nil
-}
-
-// recoverFromSnapshot replaces the state with a snapshot's.
-func (s *server) recoverFromSnapshot(snap raftpb.Snapshot) error {
-	if err := s.store.Recover(snap.Data); err != nil {
-		return fmt.Errorf("snapshot %d: %w", snap.Metadata.Index, err)
-	}
-	s.adoptSnapshot(snap)
-	return nil
-}
-
-// adoptSnapshot makes the member's indexes and peers those of a snapshot
-// the store holds.
-func (s *server) adoptSnapshot(snap raftpb.Snapshot) {
-	s.appliedIndex, s.appliedTerm = snap.Metadata.Index, snap.Metadata.Term
-	s.snapshotIndex = snap.Metadata.Index
-	s.confState = snap.Metadata.ConfState
-	s.appliedIndexPub.Store(s.appliedIndex)
-	s.appliedWait.advance(s.appliedIndex)
-	s.syncPeers()
-	s.loadAuth()
-}
-
-// syncPeers makes the transport know every member the store records.
-func (s *server) syncPeers() {
-	if s.transport == nil {
-		return
-	}
-	for _, m := range membersFromStore(s.store) {
-		if m.ID != s.id {
-			s.transport.AddPeer(m.ID, m.PeerURLs) // a known peer only gets its URLs updated
-		}
-	}
-}
-
-// join finds this member in the running cluster that --initial-cluster
-// points at (it must have been added with the members API first) and
-// creates its empty log.
-func (s *server) join(walDir string) ([]memberView, error) {
-	mine := urlStrings(s.cfg.InitialAdvertisePeerURLs)
-	var cid uint64
-	var ms []memberView
-	// a member that lags behind the one that took the member add may not
-	// know this member yet: ask again for a little while
-	for attempt := 0; s.id == 0 && attempt < 50; attempt++ {
-		if attempt > 0 {
-			time.Sleep(100 * time.Millisecond)
-		}
-		var err error
-		cid, ms, err = fetchCluster(s.cfg, s.tls.peer)
-		if err != nil {
-			if attempt < 49 {
-				continue
-			}
-			return nil, err
-		}
-		for _, m := range ms {
-			if sameURLStrings(m.PeerURLs, mine) {
-				id, err := parseID(m.ID)
-				if err != nil {
-					return nil, fmt.Errorf("member %q of the running cluster has a bad id: %w", m.ID, err)
-				}
-				s.id, s.clusterID = id, cid
-				break
-			}
-		}
-	}
-	if s.id == 0 {
-		return nil, fmt.Errorf("the running cluster %s has no member with peer URLs %s: add it first (etcdctl member add %s --peer-urls=%s)",
-			idString(cid), strings.Join(mine, ","), s.cfg.Name, strings.Join(mine, ","))
-	}
-	w, _, err := OpenWAL(walDir, WALMetadata{MemberID: s.id, ClusterID: s.clusterID, Name: s.cfg.Name}, 0, 0)
-	if err != nil {
-		return nil, fmt.Errorf("create write-ahead log: %w", err)
-	}
-	s.wal = w
-	return ms, nil
-}
-
-// persist writes a Ready's hard state and entries to the log, fsynced.
-func (s *server) persist(hs raftpb.HardState, ents []raftpb.Entry) error {
-	if raft.IsEmptyHardState(hs) && len(ents) == 0 {
-		return nil
-	}
-	if err := s.wal.Save(hs, ents); err != nil {
-		return fmt.Errorf("write-ahead log: %w", err)
-	}
-	return nil
-}
-
-// persistSnapshot makes a snapshot durable, then lets the log drop what it
-// covers.
-func (s *server) persistSnapshot(snap raftpb.Snapshot) error {
-	if err := s.snapper.Save(snap); err != nil {
-		return fmt.Errorf("save snapshot %d: %w", snap.Metadata.Index, err)
-	}
-	if err := s.wal.SaveSnapshot(snap.Metadata.Index, snap.Metadata.Term); err != nil {
-		return fmt.Errorf("record snapshot %d in the log: %w", snap.Metadata.Index, err)
-	}
-	if err := s.wal.ReleaseTo(snap.Metadata.Index); err != nil {
-		return fmt.Errorf("release log before %d: %w", snap.Metadata.Index, err)
-	}
-	return nil
-}
-
-// send hands raft messages to the transport; it never blocks. A snapshot
-// raft wants to send is replaced by one of the state applied now, as etcd
-// does, so that it includes every membership change applied so far (a
-// member added after the last stored snapshot must find itself in it).
-func (s *server) send(msgs []raftpb.Message) {
-	if len(msgs) == 0 {
-		return
-	}
-	out := msgs[:0]
-	for _, m := range msgs {
-		if m.Type == raftpb.MsgSnap {
-			data, err := s.store.Save() // the whole store, membership included (under /0)
-			if err != nil {
-				slog.Error("snapshot for a follower", "to", idString(m.To), "err", err)
-				s.rn.ReportSnapshot(m.To, raft.SnapshotFailure)
-				continue
-			}
-			m.Snapshot = &raftpb.Snapshot{Data: data, Metadata: raftpb.SnapshotMetadata{
-				Index: s.appliedIndex, Term: s.appliedTerm, ConfState: s.confState}}
-		}
-		out = append(out, m)
-	}
-	msgs = out
-	s.transport.Send(msgs)
-}
-
-// Process delivers a message from a peer to raft.
-func (s *server) Process(ctx context.Context, m raftpb.Message) error {
-	if !s.inbox.step(ctx, m) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return errStopped
-	}
-	return nil
-}
-
-// ReportUnreachable tells raft a message to id was lost.
-func (s *server) ReportUnreachable(id uint64) {
-	s.inbox.report(func(rn *raft.RawNode) { rn.ReportUnreachable(id) })
-}
-
-// ReportSnapshot tells raft how sending a snapshot to id ended.
-func (s *server) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
-	s.inbox.report(func(rn *raft.RawNode) { rn.ReportSnapshot(id, status) })
-}
-
-// publish makes this member's name and client URLs known through raft, and
-// has the first leader record the cluster version, as etcd does.
-func (s *server) publish() {
-	attrs := mustJSON(attributes{Name: s.cfg.Name, ClientURLs: urlsToStrings(s.cfg.AdvertiseClientURLs)})
-	for {
-		if s.leader.Load() == 0 {
-			select {
-			case <-s.stopc:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
-		_, err := s.propose(ctx, &kv.Request{Method: kv.MethodPut, Path: memberDir(s.id) + "/attributes", Value: attrs})
-		cancel()
-		if err != nil {
-			slog.Warn("publish member attributes", "err", err)
-			select {
-			case <-s.stopc:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-			continue
-		}
-		break
-	}
-	s.serveClients()
-	for {
-		if s.leader.Load() == s.id {
-			if _, err := s.store.Lookup(versionKey, false, false, 0); err != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
-				_, err := s.propose(ctx, &kv.Request{Method: kv.MethodPut, Path: versionKey, Value: etcdClusterVersion})
-				cancel()
-				if err != nil {
-					slog.Warn("set cluster version", "err", err)
-				}
-			}
-			return
-		}
-		select {
-		case <-s.stopc:
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// nextRequestID returns a random proposal id: ids must not repeat across
-// restarts, or a replayed entry could answer a new request.
-func nextRequestID() uint64 { return rand.Uint64() | 1 }
-
 // listen binds the client and peer URLs and starts serving.
 func (s *server) listen() error {
 	handler := s.clientHandler()
@@ -618,6 +395,8 @@ func (s *server) listen() error {
 	return nil
 }
 
+// serve binds u (TLS over it for https, with side) for handler h and serves
+// it at once if now is set (the client listeners wait for serveClients).
 func (s *server) serve(u *url.URL, h http.Handler, now bool, side *tlsSide) error {
 	ln, err := net.Listen("tcp", u.Host)
 	if err != nil {
@@ -641,6 +420,7 @@ func (s *server) serve(u *url.URL, h http.Handler, now bool, side *tlsSide) erro
 	return nil
 }
 
+// serveOn serves srv on ln until it is closed; any other end is logged.
 func (s *server) serveOn(srv *http.Server, ln net.Listener) {
 	pl := newParkingListener(ln) // longpoll.go: parked watches' connections come back through it
 	srv.BaseContext = pl.baseContext
@@ -697,6 +477,8 @@ func (s *server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// closeStorage closes the WAL (a failure is logged) and releases the
+// data-dir lock.
 func (s *server) closeStorage() {
 	if s.wal != nil {
 		if err := s.wal.Close(); err != nil {

@@ -49,9 +49,6 @@ func walDataEnd(path string, size int) int {
 // appends do not grow the file and fdatasync need not write its size.
 // Where the file system cannot, the file just grows as it is written.
 func walPreallocate(f *os.File, size int64) {
-	if !walPrealloc {
-		return
-	}
 	if fi, err := f.Stat(); err == nil && fi.Size() < size {
 		_ = syscall.Fallocate(int(f.Fd()), 0, 0, size)
 	}

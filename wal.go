@@ -1,4 +1,7 @@
-// The write-ahead log: framing, segments, replay (details below).
+// The write-ahead log: the WAL type, opening (with replay in walreplay.go),
+// batched writes and their fsync, segment files, snapshot markers and the
+// release of old segments. Record framing is in walrecord.go; the on-disk
+// format is below and in FORMAT.md.
 
 package main
 
@@ -40,34 +43,33 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-// walSegmentSize is the size at which the log moves on to a new segment. The
-// check happens after each Save, so a segment can end up somewhat larger.
-// Tests lower it.
-var walSegmentSize int64 = 64 << 20
+// walDefaultSegmentSize is the size at which the log moves on to a new
+// segment (WAL.segmentSize) unless its opener chose another (tests choose
+// small ones). The check happens after each Save, so a segment can end up
+// somewhat larger.
+const walDefaultSegmentSize int64 = 64 << 20
+
+// walOptions are the choices of a log's opener; the zero value is what a
+// member runs with.
+type walOptions struct {
+	segmentSize int64 // a segment's size (0: walDefaultSegmentSize)
+	noPrealloc  bool  // segments are not preallocated (tests that edit the bytes at a segment's end)
+}
 
 // walDefaultMaxFiles is WAL.maxFiles of a log just opened (etcd's
 // --max-wals default); the server sets its own from its config.
 const walDefaultMaxFiles = 5
-
-// walCRCTable is the CRC-32C (Castagnoli) table of every checksum on disk:
-// WAL records and snapshot files (snapshot.go). Never written after start.
-var walCRCTable = crc32.MakeTable(crc32.Castagnoli)
-
-// walErrCorrupt is wrapped by every error that reports damage in a segment.
-var walErrCorrupt = errors.New("wal corrupt")
 
 // walErrClosed is returned by operations on a closed WAL.
 var walErrClosed = errors.New("wal is closed")
@@ -85,32 +87,6 @@ const (
 	// walBufKeep is the largest batch buffer kept between Saves.
 	walBufKeep = 4 << 20
 )
-
-// Record types.
-const (
-	walTypeCRC       byte = 1
-	walTypeMetadata  byte = 2
-	walTypeHardState byte = 3
-	walTypeEntry     byte = 4
-	walTypeSnapshot  byte = 5
-)
-
-// walTypeName names a record type for error messages.
-func walTypeName(t byte) string {
-	switch t {
-	case walTypeCRC:
-		return "crc"
-	case walTypeMetadata:
-		return "metadata"
-	case walTypeHardState:
-		return "hardstate"
-	case walTypeEntry:
-		return "entry"
-	case walTypeSnapshot:
-		return "snapshot"
-	}
-	return "type " + strconv.Itoa(int(t))
-}
 
 // WALMetadata identifies the member that owns a log.
 type WALMetadata struct {
@@ -155,6 +131,8 @@ type WAL struct {
 	err         error            // sticky failure
 	metrics     *walMetrics      // what /metrics reports; nil: nothing is counted
 	maxFiles    int              // segment files ReleaseTo keeps at least (--max-wals); 0 keeps every segment
+	segmentSize int64            // a segment is preallocated to this size and the log moves on once it is reached
+	noPrealloc  bool             // segments are not preallocated (walOptions)
 }
 
 // walSegmentInfo describes one segment file.
@@ -162,31 +140,6 @@ type walSegmentInfo struct {
 	seq   uint64
 	first uint64
 	path  string
-}
-
-// walMarker is a snapshot marker: index and term of a durable snapshot.
-type walMarker struct {
-	index, term uint64
-}
-
-// walCorruptError reports damage or an inconsistency found in a segment.
-type walCorruptError struct {
-	path   string
-	offset int64
-	reason string
-}
-
-// Error implements error.
-func (e *walCorruptError) Error() string {
-	return fmt.Sprintf("wal: %s at offset %d: %s", e.path, e.offset, e.reason)
-}
-
-// Unwrap lets errors.Is match walErrCorrupt.
-func (e *walCorruptError) Unwrap() error { return walErrCorrupt }
-
-// walCorrupt builds a walCorruptError.
-func walCorrupt(path string, off int, format string, args ...any) error {
-	return &walCorruptError{path: path, offset: int64(off), reason: fmt.Sprintf(format, args...)}
 }
 
 // walSegmentName is the file name of segment seq whose first index is first.
@@ -242,534 +195,6 @@ func walSyncDir(dir string) error {
 	return nil
 }
 
-// walPad rounds n up to a multiple of 8.
-func walPad(n int) int { return (n + 7) &^ 7 }
-
-// walAllZero reports whether b holds only zero bytes.
-func walAllZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// walSegHeaderCRC is the checksum of a segment header.
-func walSegHeaderCRC(h []byte) uint32 {
-	c := crc32.Update(0, walCRCTable, h[0:12])
-	return crc32.Update(c, walCRCTable, h[16:32])
-}
-
-// walAppendSegHeader appends a segment header to buf and returns buf and the
-// header checksum.
-func walAppendSegHeader(buf []byte, seq, first uint64) ([]byte, uint32) {
-	start := len(buf)
-	buf = append(buf, walMagic...)
-	buf = binary.LittleEndian.AppendUint32(buf, walVersion)
-	buf = binary.LittleEndian.AppendUint32(buf, 0)
-	buf = binary.LittleEndian.AppendUint64(buf, seq)
-	buf = binary.LittleEndian.AppendUint64(buf, first)
-	c := walSegHeaderCRC(buf[start:])
-	binary.LittleEndian.PutUint32(buf[start+12:], c)
-	return buf, c
-}
-
-// walBeginRecord grows buf by one record with an n-byte payload and returns
-// buf and the payload slice to fill. The padding is zeroed; the header is
-// written by walFinishRecord.
-func walBeginRecord(buf []byte, n int) ([]byte, []byte) {
-	start := len(buf)
-	total := walRecHeaderSize + walPad(n)
-	if cap(buf)-start < total {
-		nb := make([]byte, start, 2*cap(buf)+total)
-		copy(nb, buf)
-		buf = nb
-	}
-	buf = buf[:start+total]
-	clear(buf[start+walRecHeaderSize+n:]) // padding
-	return buf, buf[start+walRecHeaderSize : start+walRecHeaderSize+n]
-}
-
-// walFinishRecord writes the header of the last record in buf, which has
-// type typ and an n-byte payload, chaining from prev; it returns the
-// record's chained CRC.
-func walFinishRecord(buf []byte, typ byte, n int, prev uint32) uint32 {
-	start := len(buf) - walRecHeaderSize - walPad(n)
-	h := buf[start : start+walRecHeaderSize]
-	binary.LittleEndian.PutUint32(h[0:4], uint32(n))
-	h[4], h[5], h[6], h[7] = typ, 0, 0, 0
-	c := crc32.Update(prev, walCRCTable, h[0:8])
-	c = crc32.Update(c, walCRCTable, buf[start+walRecHeaderSize:])
-	binary.LittleEndian.PutUint32(h[8:12], c)
-	binary.LittleEndian.PutUint32(h[12:16], crc32.Checksum(h[0:12], walCRCTable))
-	return c
-}
-
-// walAppendRecord appends a record with the given payload.
-func walAppendRecord(buf []byte, typ byte, payload []byte, prev uint32) ([]byte, uint32) {
-	buf, p := walBeginRecord(buf, len(payload))
-	copy(p, payload)
-	return buf, walFinishRecord(buf, typ, len(payload), prev)
-}
-
-// walAppendEntry appends an entry record.
-func walAppendEntry(buf []byte, e *raftpb.Entry, prev uint32) ([]byte, uint32, error) {
-	n := e.Size()
-	if uint64(n) > math.MaxUint32-8 {
-		return buf, prev, fmt.Errorf("wal: entry %d is too large (%d bytes)", e.Index, n)
-	}
-	buf, p := walBeginRecord(buf, n)
-	if _, err := e.MarshalToSizedBuffer(p); err != nil {
-		return buf, prev, fmt.Errorf("wal: marshal entry %d: %w", e.Index, err)
-	}
-	return buf, walFinishRecord(buf, walTypeEntry, n, prev), nil
-}
-
-// walAppendHardState appends a hardstate record.
-func walAppendHardState(buf []byte, hs *raftpb.HardState, prev uint32) ([]byte, uint32, error) {
-	n := hs.Size()
-	buf, p := walBeginRecord(buf, n)
-	if _, err := hs.MarshalToSizedBuffer(p); err != nil {
-		return buf, prev, fmt.Errorf("wal: marshal hard state: %w", err)
-	}
-	return buf, walFinishRecord(buf, walTypeHardState, n, prev), nil
-}
-
-// walAppendMarker appends a snapshot marker record.
-func walAppendMarker(buf []byte, m walMarker, flags uint64, prev uint32) ([]byte, uint32) {
-	buf, p := walBeginRecord(buf, 24)
-	binary.LittleEndian.PutUint64(p[0:], m.index)
-	binary.LittleEndian.PutUint64(p[8:], m.term)
-	binary.LittleEndian.PutUint64(p[16:], flags)
-	return buf, walFinishRecord(buf, walTypeSnapshot, 24, prev)
-}
-
-// walEncodeMetadata encodes a metadata record payload. It is not inlined:
-// Go 1.26's s390x back end, inlining it with a package-level WALMetadata as
-// the argument (as the WAL tests do), emits a byte-reversed load straight
-// from the global's address that its assembler refuses ("illegal
-// combination MOVDBR ADDR"), and the test binary does not build. It runs
-// once per segment, so the call costs nothing measurable.
-//
-//go:noinline
-func walEncodeMetadata(meta WALMetadata) []byte {
-	b := make([]byte, 0, 16+len(meta.Name))
-	b = binary.LittleEndian.AppendUint64(b, meta.MemberID)
-	b = binary.LittleEndian.AppendUint64(b, meta.ClusterID)
-	return append(b, meta.Name...)
-}
-
-// walDecodeMetadata decodes a metadata record payload.
-func walDecodeMetadata(p []byte) (WALMetadata, bool) {
-	if len(p) < 16 {
-		return WALMetadata{}, false
-	}
-	return WALMetadata{
-		MemberID:  binary.LittleEndian.Uint64(p[0:]),
-		ClusterID: binary.LittleEndian.Uint64(p[8:]),
-		Name:      string(p[16:]),
-	}, true
-}
-
-// walRecStatus is the outcome of decoding one record.
-type walRecStatus int
-
-const (
-	walRecOK           walRecStatus = iota
-	walRecShortHeader               // fewer bytes left than a record header
-	walRecBadHeader                 // header checksum, type or reserved bytes wrong
-	walRecShortPayload              // sound header, but the record runs past the end
-	walRecBadCRC                    // complete record whose checksum or padding is wrong
-)
-
-// String describes the status for error messages.
-func (s walRecStatus) String() string {
-	switch s {
-	case walRecOK:
-		return "ok"
-	case walRecShortHeader:
-		return "incomplete record header"
-	case walRecBadHeader:
-		return "damaged record header"
-	case walRecShortPayload:
-		return "incomplete record"
-	case walRecBadCRC:
-		return "record checksum mismatch"
-	}
-	return "unknown status"
-}
-
-// walRecord is one decoded record; payload aliases the segment data.
-type walRecord struct {
-	typ     byte
-	payload []byte
-	crc     uint32
-	end     int // offset just past the record (also set for walRecBadCRC)
-}
-
-// walHeaderSound reports whether h (at least 16 bytes) is an undamaged
-// record header.
-func walHeaderSound(h []byte) bool {
-	if crc32.Checksum(h[0:12], walCRCTable) != binary.LittleEndian.Uint32(h[12:16]) {
-		return false
-	}
-	return h[5]|h[6]|h[7] == 0 && h[4] >= walTypeCRC && h[4] <= walTypeSnapshot
-}
-
-// walDecodeRecord decodes the record at data[off:], chaining from prev.
-func walDecodeRecord(data []byte, off int, prev uint32) (walRecord, walRecStatus) {
-	if len(data)-off < walRecHeaderSize {
-		return walRecord{}, walRecShortHeader
-	}
-	h := data[off : off+walRecHeaderSize]
-	if !walHeaderSound(h) {
-		return walRecord{}, walRecBadHeader
-	}
-	n := uint64(binary.LittleEndian.Uint32(h[0:4]))
-	size := uint64(walRecHeaderSize) + (n+7)&^7
-	if size > uint64(len(data)-off) {
-		return walRecord{}, walRecShortPayload
-	}
-	end := off + int(size)
-	padded := data[off+walRecHeaderSize : end]
-	c := crc32.Update(prev, walCRCTable, h[0:8])
-	c = crc32.Update(c, walCRCTable, padded)
-	if c != binary.LittleEndian.Uint32(h[8:12]) || !walAllZero(padded[n:]) {
-		return walRecord{end: end}, walRecBadCRC
-	}
-	return walRecord{typ: h[4], payload: padded[:n], crc: c, end: end}, walRecOK
-}
-
-// walSoundHeaderFrom reports whether any 8-byte aligned offset from start on
-// holds a sound record header whose record fits in data.
-func walSoundHeaderFrom(data []byte, start int) bool {
-	for p := start; p+walRecHeaderSize <= len(data); p += 8 {
-		h := data[p : p+walRecHeaderSize]
-		if walHeaderSound(h) {
-			n := uint64(binary.LittleEndian.Uint32(h[0:4]))
-			if uint64(walRecHeaderSize)+(n+7)&^7 <= uint64(len(data)-p) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// walTornTail reports whether the damage found at off (status st, record
-// end end for walRecBadCRC) in a last segment is a torn tail: nothing valid
-// follows it.
-func walTornTail(data []byte, off int, st walRecStatus, end int) bool {
-	if walAllZero(data[off:]) {
-		return true
-	}
-	switch st {
-	case walRecShortHeader, walRecShortPayload:
-		return true
-	case walRecBadHeader:
-		return !walSoundHeaderFrom(data, off+8)
-	default:
-		return !walSoundHeaderFrom(data, end)
-	}
-}
-
-// walTermRun says that entries from index on (up to the next run) have term.
-type walTermRun struct {
-	index, term uint64
-}
-
-// walLogTracker follows the indexes and terms of the raft log as records are
-// written or replayed, so that gaps are caught and snapshot markers can be
-// applied the way raft applies snapshots.
-type walLogTracker struct {
-	base uint64 // terms are known only for indexes above base
-	last uint64 // last index in the log
-	runs []walTermRun
-}
-
-// reset starts an empty log after index base.
-func (t *walLogTracker) reset(base uint64) {
-	t.base, t.last, t.runs = base, base, t.runs[:0]
-}
-
-// termAt returns the term of index i if known.
-func (t *walLogTracker) termAt(i uint64) (uint64, bool) {
-	if i <= t.base || i > t.last {
-		return 0, false
-	}
-	for k := len(t.runs) - 1; k >= 0; k-- {
-		if t.runs[k].index <= i {
-			return t.runs[k].term, true
-		}
-	}
-	return 0, false
-}
-
-// checkEntry reports whether an entry with index may follow the log.
-func (t *walLogTracker) checkEntry(index uint64) error {
-	if index == 0 {
-		return errors.New("entry with index 0")
-	}
-	if index > t.last+1 {
-		return fmt.Errorf("entry index %d leaves a gap after index %d", index, t.last)
-	}
-	return nil
-}
-
-// addEntry appends an entry, replacing index and everything after it.
-// checkEntry must have accepted it.
-func (t *walLogTracker) addEntry(index, term uint64) {
-	if index <= t.last {
-		k := len(t.runs)
-		for k > 0 && t.runs[k-1].index >= index {
-			k--
-		}
-		t.runs = t.runs[:k]
-		if index <= t.base {
-			t.base = index - 1
-		}
-	}
-	if k := len(t.runs); k == 0 || t.runs[k-1].term != term {
-		t.runs = append(t.runs, walTermRun{index, term})
-	}
-	t.last = index
-}
-
-// addMarker applies a snapshot marker as raft applies a snapshot: if the log
-// already holds index with the same term it is kept, otherwise the snapshot
-// replaces the whole log. It reports whether the log was replaced.
-func (t *walLogTracker) addMarker(index, term uint64) bool {
-	if index <= t.last {
-		if index <= t.base {
-			return false // before anything this log knows of: already applied
-		}
-		if tm, ok := t.termAt(index); ok && tm == term {
-			return false
-		}
-	}
-	t.base, t.last = index-1, index
-	t.runs = append(t.runs[:0], walTermRun{index, term})
-	return true
-}
-
-// walReplay reads segments and rebuilds the log state.
-type walReplay struct {
-	meta      *WALMetadata // checked against metadata records when not nil
-	snapIndex uint64       // snapshot the caller loaded
-	snapTerm  uint64
-	strict    bool // fail if the log cannot be replayed from the snapshot
-	keep      bool // collect entries after snapIndex
-
-	started  bool
-	walBase  uint64 // index before the first segment's first index
-	log      walLogTracker
-	chain    uint32 // chained CRC at the end of the last segment read
-	hs       raftpb.HardState
-	ents     []raftpb.Entry
-	scratch  raftpb.Entry
-	dataBuf  []byte
-	markers  []walMarker // every marker seen, in log order
-	latest   walMarker   // the last marker seen
-	snapSeen walMarker   // the last marker with index <= snapIndex
-	replaced []uint64    // indexes of markers that replaced the log
-
-	// Outcome for the last segment.
-	segStartChain uint32 // chain value before the last segment
-	validEnd      int    // length of its valid prefix
-	torn          bool   // it has a torn tail to cut at validEnd
-	rebuild       bool   // its header or preamble is torn: rewrite it
-}
-
-// segment replays one segment whose file content is data. isLast selects
-// torn-tail tolerance; prevKnown says whether the previous segment was read.
-func (r *walReplay) segment(seg walSegmentInfo, data []byte, isLast, prevKnown bool) error {
-	path := seg.path
-	r.segStartChain = r.chain
-	if !r.started {
-		r.started = true
-		if seg.first == 0 {
-			return walCorrupt(path, 0, "segment first index is 0")
-		}
-		r.walBase = seg.first - 1
-		r.log.reset(seg.first - 1)
-		if r.strict && r.walBase > r.snapIndex {
-			return walCorrupt(path, 0, "log starts after index %d but the loaded snapshot is at index %d: entries are missing", r.walBase, r.snapIndex)
-		}
-	} else if seg.first != r.log.last+1 {
-		return walCorrupt(path, 0, "segment starts at index %d but the log before it ends at index %d", seg.first, r.log.last)
-	}
-
-	if len(data) < walSegHeaderSize || walAllZero(data) {
-		if isLast {
-			r.rebuild = true
-			return nil
-		}
-		return walCorrupt(path, 0, "truncated or empty segment header (%d bytes)", len(data))
-	}
-	h := data[:walSegHeaderSize]
-	switch {
-	case string(h[0:8]) != walMagic:
-		return walCorrupt(path, 0, "not a wal segment (bad magic)")
-	case binary.LittleEndian.Uint32(h[8:12]) != walVersion:
-		return walCorrupt(path, 0, "unsupported segment version %d", binary.LittleEndian.Uint32(h[8:12]))
-	case walSegHeaderCRC(h) != binary.LittleEndian.Uint32(h[12:16]):
-		return walCorrupt(path, 0, "segment header checksum mismatch")
-	case binary.LittleEndian.Uint64(h[16:24]) != seg.seq || binary.LittleEndian.Uint64(h[24:32]) != seg.first:
-		return walCorrupt(path, 0, "segment header (seq %d, first index %d) does not match the file name",
-			binary.LittleEndian.Uint64(h[16:24]), binary.LittleEndian.Uint64(h[24:32]))
-	}
-
-	prev := binary.LittleEndian.Uint32(h[12:16])
-	off, n := walSegHeaderSize, 0
-	for off < len(data) {
-		if isLast && walAllZero(data[off:]) {
-			break // the preallocated, never written end of the segment
-		}
-		rec, st := walDecodeRecord(data, off, prev)
-		if st != walRecOK {
-			if !isLast {
-				return walCorrupt(path, off, "%s", st)
-			}
-			if !walTornTail(data, off, st, rec.end) {
-				return walCorrupt(path, off, "%s followed by valid records", st)
-			}
-			r.torn = true
-			break
-		}
-		if err := r.record(path, off, n, rec, prevKnown); err != nil {
-			return err
-		}
-		prev = rec.crc
-		off = rec.end
-		n++
-	}
-	r.chain = prev
-	if isLast {
-		r.validEnd = off
-		if n < 2 {
-			r.rebuild = true // the crc or metadata record is missing
-		}
-	}
-	return nil
-}
-
-// record applies the n-th record of a segment found at off.
-func (r *walReplay) record(path string, off, n int, rec walRecord, prevKnown bool) error {
-	p := rec.payload
-	switch n {
-	case 0:
-		if rec.typ != walTypeCRC || len(p) != 4 {
-			return walCorrupt(path, off, "segment starts with a %s record of %d bytes, want a crc record", walTypeName(rec.typ), len(p))
-		}
-		if v := binary.LittleEndian.Uint32(p); prevKnown && v != r.chain {
-			return walCorrupt(path, off, "crc chain broken: segment continues from %08x but the previous segment ended at %08x", v, r.chain)
-		}
-		return nil
-	case 1:
-		if rec.typ != walTypeMetadata {
-			return walCorrupt(path, off, "%s record where the metadata record belongs", walTypeName(rec.typ))
-		}
-		m, ok := walDecodeMetadata(p)
-		if !ok {
-			return walCorrupt(path, off, "short metadata record")
-		}
-		if r.meta != nil && m != *r.meta {
-			return walCorrupt(path, off, "log belongs to member %x of cluster %x named %q, not member %x of cluster %x named %q",
-				m.MemberID, m.ClusterID, m.Name, r.meta.MemberID, r.meta.ClusterID, r.meta.Name)
-		}
-		return nil
-	}
-	switch rec.typ {
-	case walTypeHardState:
-		var hs raftpb.HardState
-		if err := hs.Unmarshal(p); err != nil {
-			return walCorrupt(path, off, "decode hard state: %v", err)
-		}
-		r.hs = hs
-	case walTypeEntry:
-		r.scratch = raftpb.Entry{Data: r.dataBuf[:0]}
-		if err := r.scratch.Unmarshal(p); err != nil {
-			return walCorrupt(path, off, "decode entry: %v", err)
-		}
-		r.dataBuf = r.scratch.Data
-		e := &r.scratch
-		if err := r.log.checkEntry(e.Index); err != nil {
-			return walCorrupt(path, off, "%v", err)
-		}
-		r.log.addEntry(e.Index, e.Term)
-		if !r.keep {
-			return nil
-		}
-		if e.Index <= r.snapIndex {
-			r.ents = r.ents[:0]
-			return nil
-		}
-		pos := e.Index - r.snapIndex - 1
-		if pos > uint64(len(r.ents)) {
-			return walCorrupt(path, off, "entry index %d does not follow the entries replayed so far", e.Index)
-		}
-		ent := raftpb.Entry{Term: e.Term, Index: e.Index, Type: e.Type}
-		if len(e.Data) > 0 {
-			ent.Data = append([]byte(nil), e.Data...)
-		}
-		r.ents = append(r.ents[:pos], ent)
-	case walTypeSnapshot:
-		if len(p) != 24 {
-			return walCorrupt(path, off, "snapshot marker of %d bytes", len(p))
-		}
-		m := walMarker{index: binary.LittleEndian.Uint64(p[0:]), term: binary.LittleEndian.Uint64(p[8:])}
-		flags := binary.LittleEndian.Uint64(p[16:])
-		if m.index == 0 || flags&^walMarkerCarried != 0 {
-			return walCorrupt(path, off, "invalid snapshot marker (index %d, flags %x)", m.index, flags)
-		}
-		r.markers = append(r.markers, m)
-		r.latest = m
-		if m.index <= r.snapIndex {
-			r.snapSeen = m
-		}
-		if r.strict && m.index == r.snapIndex && m.term != r.snapTerm {
-			return walCorrupt(path, off, "snapshot marker at index %d has term %d, the loaded snapshot has term %d", m.index, m.term, r.snapTerm)
-		}
-		if flags&walMarkerCarried == 0 && r.log.addMarker(m.index, m.term) {
-			r.replaced = append(r.replaced, m.index)
-			if m.index > r.snapIndex {
-				if r.strict {
-					return walCorrupt(path, off, "snapshot at index %d (term %d) replaced the log but the loaded snapshot is at index %d: load that snapshot", m.index, m.term, r.snapIndex)
-				}
-			} else if r.keep {
-				r.ents = r.ents[:0]
-			}
-		}
-	default:
-		return walCorrupt(path, off, "unexpected %s record", walTypeName(rec.typ))
-	}
-	return nil
-}
-
-// walReplayDir replays every segment in dir. It does not modify anything.
-func walReplayDir(segs []walSegmentInfo, r *walReplay) error {
-	for i, seg := range segs {
-		if i > 0 && seg.seq != segs[i-1].seq+1 {
-			return walCorrupt(seg.path, 0, "segment sequence gap: expected sequence %d, found %d", segs[i-1].seq+1, seg.seq)
-		}
-		data, release, err := mapFileReadOnly(seg.path)
-		if err != nil {
-			return err
-		}
-		isLast := i == len(segs)-1
-		if isLast {
-			// what lies beyond reads as zeros: the preallocated end
-			data = data[:walDataEnd(seg.path, len(data))]
-		}
-		err = r.segment(seg, data, isLast, i > 0)
-		release()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // OpenWAL opens the log in dir for the member meta, creating dir and an
 // empty log if there is no segment yet. snapIndex and snapTerm identify the
 // snapshot the caller loaded (0, 0 if none): replay starts there, and the log
@@ -777,7 +202,12 @@ func walReplayDir(segs []walSegmentInfo, r *walReplay) error {
 // (with a warning); any other damage, a metadata record of another member, or
 // a log that cannot continue from the snapshot is an error naming the
 // segment file and byte offset. Further writes append to the last segment.
-func OpenWAL(dir string, meta WALMetadata, snapIndex, snapTerm uint64) (*WAL, *WALState, error) {
+// opts are the opener's choices (the zero value: a member's).
+func OpenWAL(dir string, meta WALMetadata, snapIndex, snapTerm uint64, opts walOptions) (*WAL, *WALState, error) {
+	segmentSize := opts.segmentSize
+	if segmentSize <= 0 {
+		segmentSize = walDefaultSegmentSize
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("wal: create dir: %w", err)
 	}
@@ -790,7 +220,7 @@ func OpenWAL(dir string, meta WALMetadata, snapIndex, snapTerm uint64) (*WAL, *W
 			return nil, nil, fmt.Errorf("wal: remove leftover temp file: %w", err)
 		}
 	}
-	w := &WAL{dir: dir, metaPayload: walEncodeMetadata(meta), maxFiles: walDefaultMaxFiles}
+	w := &WAL{dir: dir, metaPayload: walEncodeMetadata(meta), maxFiles: walDefaultMaxFiles, segmentSize: segmentSize, noPrealloc: opts.noPrealloc}
 
 	if len(segs) == 0 {
 		w.log.reset(snapIndex)
@@ -857,7 +287,7 @@ func OpenWAL(dir string, meta WALMetadata, snapIndex, snapTerm uint64) (*WAL, *W
 				f.Close()
 				return nil, nil, fmt.Errorf("wal: cut torn tail of %s at offset %d: %w", last.path, r.validEnd, err)
 			}
-			walPreallocate(f, walSegmentSize)
+			w.preallocate(f)
 			if err := f.Sync(); err != nil {
 				f.Close()
 				return nil, nil, fmt.Errorf("wal: fsync %s: %w", last.path, err)
@@ -871,76 +301,6 @@ func OpenWAL(dir string, meta WALMetadata, snapIndex, snapTerm uint64) (*WAL, *W
 	st := &WALState{HardState: r.hs, Entries: r.ents}
 	st.Snapshot.Index, st.Snapshot.Term = r.snapSeen.index, r.snapSeen.term
 	return w, st, nil
-}
-
-// walSnapshotUsable scans the log in dir without changing it and returns a
-// predicate for Snapshotter.Load: a snapshot (index, term) is usable when the
-// log recorded its marker, the saved commit index (if a hard state was
-// saved) reaches it, and the log can be replayed from it (no entries missing
-// after it and no later snapshot replaced the log). If dir holds no log,
-// nothing is usable.
-func walSnapshotUsable(dir string) (func(index, term uint64) bool, error) {
-	if !walExists(dir) {
-		return func(uint64, uint64) bool { return false }, nil
-	}
-	segs, _, err := walListSegments(dir)
-	if err != nil {
-		return nil, err
-	}
-	r := &walReplay{}
-	if err := walReplayDir(segs, r); err != nil {
-		return nil, err
-	}
-	return func(index, term uint64) bool {
-		if index < r.walBase || (r.hs != (raftpb.HardState{}) && index > r.hs.Commit) {
-			return false
-		}
-		for _, x := range r.replaced {
-			if x > index {
-				return false
-			}
-		}
-		for _, m := range r.markers {
-			if m == (walMarker{index, term}) {
-				return true
-			}
-		}
-		return false
-	}, nil
-}
-
-// walReadMetadata returns the metadata recorded in the log in dir.
-func walReadMetadata(dir string) (WALMetadata, error) {
-	segs, _, err := walListSegments(dir)
-	if err != nil {
-		return WALMetadata{}, err
-	}
-	if len(segs) == 0 {
-		return WALMetadata{}, fmt.Errorf("wal: no segments in %s", dir)
-	}
-	path := segs[0].path
-	data, release, err := mapFileReadOnly(path)
-	if err != nil {
-		return WALMetadata{}, err
-	}
-	defer release()
-	if len(data) < walSegHeaderSize || string(data[:8]) != walMagic ||
-		walSegHeaderCRC(data) != binary.LittleEndian.Uint32(data[12:16]) {
-		return WALMetadata{}, walCorrupt(path, 0, "bad segment header")
-	}
-	crcRec, st := walDecodeRecord(data, walSegHeaderSize, binary.LittleEndian.Uint32(data[12:16]))
-	if st != walRecOK {
-		return WALMetadata{}, walCorrupt(path, walSegHeaderSize, "%s", st)
-	}
-	rec, st := walDecodeRecord(data, crcRec.end, crcRec.crc)
-	if st != walRecOK {
-		return WALMetadata{}, walCorrupt(path, crcRec.end, "%s", st)
-	}
-	m, ok := walDecodeMetadata(rec.payload)
-	if crcRec.typ != walTypeCRC || rec.typ != walTypeMetadata || !ok {
-		return WALMetadata{}, walCorrupt(path, crcRec.end, "no metadata record")
-	}
-	return m, nil
 }
 
 // createSegment writes a new segment with its preamble through a temporary
@@ -980,7 +340,7 @@ func (w *WAL) createSegment(seq, first uint64, prevChain uint32) error {
 	if _, err := f.Write(buf); err != nil {
 		return fail(fmt.Errorf("wal: write segment %s: %w", tmp, err))
 	}
-	walPreallocate(f, walSegmentSize)
+	w.preallocate(f)
 	if err := f.Sync(); err != nil {
 		return fail(fmt.Errorf("wal: fsync segment %s: %w", tmp, err))
 	}
@@ -1051,9 +411,12 @@ func readWholeFile(path string) (data []byte, release func(), err error) {
 	return data, func() {}, nil
 }
 
-// walPrealloc turns preallocation of segments on (tests that edit the
-// bytes at a segment's end turn it off).
-var walPrealloc = true
+// preallocate reserves a whole segment for f unless the opener chose not to.
+func (w *WAL) preallocate(f *os.File) {
+	if !w.noPrealloc {
+		walPreallocate(f, w.segmentSize)
+	}
+}
 
 // Save appends the hard state (unless it is empty) and the entries as one
 // batch with one write, fsynced when it holds entries or a new term or vote.
@@ -1151,7 +514,7 @@ func (w *WAL) Append(hs raftpb.HardState, ents []raftpb.Entry) error {
 	if hasHS {
 		w.hs = hs
 	}
-	if w.size >= walSegmentSize {
+	if w.size >= w.segmentSize {
 		if err := w.f.Truncate(w.size); err == nil {
 			err = w.f.Sync()
 		}
@@ -1252,4 +615,15 @@ func (w *WAL) Close() error {
 		return fmt.Errorf("wal: close: %w", err)
 	}
 	return nil
+}
+
+// fdatasync is walFdatasync on the open segment, timed for
+// etcd_disk_wal_fsync_duration_seconds.
+func (w *WAL) fdatasync() error {
+	start := time.Now()
+	err := walFdatasync(w.f)
+	if w.metrics != nil {
+		w.metrics.fsync.observe(time.Since(start))
+	}
+	return err
 }

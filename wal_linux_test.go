@@ -15,9 +15,10 @@ import (
 // segment only as far as the file system reports data, and still sees data
 // written beyond a stretch never written.
 func TestWALDataEndSkipsPreallocatedZeros(t *testing.T) {
-	walTestSetSegmentSize(t, 1<<20)
+	const segSize int64 = 1 << 20
+	opts := walOptions{segmentSize: segSize}
 	dir := t.TempDir()
-	w, _ := walTestOpen(t, dir, 0, 0)
+	w, _ := walTestOpenWith(t, dir, 0, 0, opts)
 	if err := w.Save(raftpb.HardState{Term: 1, Commit: 3}, walTestEnts(1, 3, 1, 30)); err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +30,7 @@ func TestWALDataEndSkipsPreallocatedZeros(t *testing.T) {
 		t.Fatal(err)
 	}
 	size := int(fi.Size())
-	if size != int(walSegmentSize) {
+	if size != int(segSize) {
 		t.Skipf("file system did not preallocate (size %d)", size)
 	}
 	end := walDataEnd(path, size)
@@ -54,7 +55,7 @@ func TestWALDataEndSkipsPreallocatedZeros(t *testing.T) {
 		t.Fatalf("data end %d with data in the last bytes, want %d", end, size)
 	}
 	// they are a torn tail (no sound record follows the records): cut
-	w, st := walTestOpen(t, dir, 0, 0)
+	w, st := walTestOpenWith(t, dir, 0, 0, opts)
 	walTestCheckEnts(t, st.Entries, walTestEnts(1, 3, 1, 30))
 	w.Close()
 	data, err := os.ReadFile(path)

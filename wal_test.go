@@ -29,21 +29,20 @@ func walTestEnts(first, last, term uint64, size int) []raftpb.Entry {
 	return ents
 }
 
-// walTestOpen opens the WAL in dir or fails the test.
+// walTestOpen opens the WAL in dir as a member does or fails the test.
 func walTestOpen(t testing.TB, dir string, snapIndex, snapTerm uint64) (*WAL, *WALState) {
 	t.Helper()
-	w, st, err := OpenWAL(dir, walTestMeta, snapIndex, snapTerm)
+	return walTestOpenWith(t, dir, snapIndex, snapTerm, walOptions{})
+}
+
+// walTestOpenWith opens the WAL in dir with opts or fails the test.
+func walTestOpenWith(t testing.TB, dir string, snapIndex, snapTerm uint64, opts walOptions) (*WAL, *WALState) {
+	t.Helper()
+	w, st, err := OpenWAL(dir, walTestMeta, snapIndex, snapTerm, opts)
 	if err != nil {
 		t.Fatalf("OpenWAL: %v", err)
 	}
 	return w, st
-}
-
-// walTestSetSegmentSize lowers walSegmentSize for one test.
-func walTestSetSegmentSize(t *testing.T, n int64) {
-	old := walSegmentSize
-	walSegmentSize = n
-	t.Cleanup(func() { walSegmentSize = old })
 }
 
 // walTestSegs lists the segment files in dir.
@@ -242,9 +241,10 @@ func TestWALConflictingEntriesReplaced(t *testing.T) {
 }
 
 func TestWALRotation(t *testing.T) {
-	walTestSetSegmentSize(t, 1024)
+	const segSize int64 = 1024
+	opts := walOptions{segmentSize: segSize}
 	dir := t.TempDir()
-	w, _ := walTestOpen(t, dir, 0, 0)
+	w, _ := walTestOpenWith(t, dir, 0, 0, opts)
 	var all []raftpb.Entry
 	// 30 batches of 4 entries of 100 bytes (about 500 bytes): about 15 segments.
 	for b := uint64(0); b < 30; b++ {
@@ -267,7 +267,7 @@ func TestWALRotation(t *testing.T) {
 			t.Fatalf("segment %s does not start at a batch boundary", s.path)
 		}
 	}
-	w, st := walTestOpen(t, dir, 0, 0)
+	w, st := walTestOpenWith(t, dir, 0, 0, opts)
 	walTestCheckEnts(t, st.Entries, all)
 	if st.HardState.Commit != 116 {
 		t.Fatalf("commit %d, want 116", st.HardState.Commit)
@@ -278,11 +278,13 @@ func TestWALRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	_, st = walTestOpen(t, dir, 0, 0)
+	_, st = walTestOpenWith(t, dir, 0, 0, opts)
 	walTestCheckEnts(t, st.Entries, append(all[:49:49], ents...))
 }
 
 func TestWALReleaseTo(t *testing.T) {
+	const segSize int64 = 1024
+	opts := walOptions{segmentSize: segSize}
 	tests := []struct {
 		name     string
 		maxFiles int
@@ -295,9 +297,8 @@ func TestWALReleaseTo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			walTestSetSegmentSize(t, 1024)
 			dir := t.TempDir()
-			w, _ := walTestOpen(t, dir, 0, 0)
+			w, _ := walTestOpenWith(t, dir, 0, 0, opts)
 			w.maxFiles = tt.maxFiles
 			for i := uint64(1); i <= 120; i += 4 {
 				if err := w.Save(raftpb.HardState{Term: 1, Commit: i + 3}, walTestEnts(i, i+3, 1, 100)); err != nil {
@@ -351,13 +352,13 @@ func TestWALReleaseTo(t *testing.T) {
 			if usable(tt.release, 2) || usable(tt.release+4, 1) {
 				t.Fatal("snapshot without marker reported usable")
 			}
-			_, st := walTestOpen(t, dir, tt.release, 1)
+			_, st := walTestOpenWith(t, dir, tt.release, 1, opts)
 			walTestCheckEnts(t, st.Entries, walTestEnts(tt.release+1, 120, 1, 100))
 			if st.Snapshot.Index != tt.release || st.Snapshot.Term != 1 {
 				t.Fatalf("snapshot marker %+v", st.Snapshot)
 			}
 			if removed := len(before) - len(after); removed > 0 {
-				if _, _, err := OpenWAL(dir, walTestMeta, 0, 0); err == nil {
+				if _, _, err := OpenWAL(dir, walTestMeta, 0, 0, opts); err == nil {
 					t.Fatal("replay from index 0 succeeded after segments were removed")
 				}
 			}
@@ -367,9 +368,10 @@ func TestWALReleaseTo(t *testing.T) {
 
 // walTestBuild writes a WAL with entries 1..n (batches of one) and returns
 // the last segment's path, the offset of its last record and its size.
-func walTestBuild(t *testing.T, dir string, n uint64) (string, int, int) {
+// It opens the log with opts.
+func walTestBuild(t *testing.T, dir string, n uint64, opts walOptions) (string, int, int) {
 	t.Helper()
-	w, _ := walTestOpen(t, dir, 0, 0)
+	w, _ := walTestOpenWith(t, dir, 0, 0, opts)
 	for i := uint64(1); i <= n; i++ {
 		if err := w.Save(raftpb.HardState{}, walTestEnts(i, i, 1, 30)); err != nil {
 			t.Fatal(err)
@@ -387,9 +389,9 @@ func walTestBuild(t *testing.T, dir string, n uint64) (string, int, int) {
 }
 
 func TestWALTornTailEveryOffset(t *testing.T) {
-	walTestNoPrealloc(t)
+	opts := walOptions{noPrealloc: true}
 	src := t.TempDir()
-	path, lastOff, size := walTestBuild(t, src, 3)
+	path, lastOff, size := walTestBuild(t, src, 3, opts)
 	name := filepath.Base(path)
 	if size-lastOff < 40 {
 		t.Fatalf("last record only %d bytes", size-lastOff)
@@ -399,7 +401,7 @@ func TestWALTornTailEveryOffset(t *testing.T) {
 		if err := os.Truncate(filepath.Join(dir, name), int64(cut)); err != nil {
 			t.Fatal(err)
 		}
-		w, st, err := OpenWAL(dir, walTestMeta, 0, 0)
+		w, st, err := OpenWAL(dir, walTestMeta, 0, 0, opts)
 		if err != nil {
 			t.Fatalf("cut at %d: %v", cut, err)
 		}
@@ -412,14 +414,14 @@ func TestWALTornTailEveryOffset(t *testing.T) {
 			t.Fatalf("cut at %d: save: %v", cut, err)
 		}
 		w.Close()
-		_, st = walTestOpen(t, dir, 0, 0)
+		_, st = walTestOpenWith(t, dir, 0, 0, opts)
 		walTestCheckEnts(t, st.Entries, append(walTestEnts(1, 2, 1, 30), repl...))
 	}
 }
 
 func TestWALDamage(t *testing.T) {
-	walTestNoPrealloc(t)
-	walTestSetSegmentSize(t, 1024)
+	const segSize int64 = 1024
+	opts := walOptions{segmentSize: segSize, noPrealloc: true}
 	tests := []struct {
 		name string
 		// damage changes the segment files in dir; it returns the path and
@@ -523,7 +525,7 @@ func TestWALDamage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			w, _ := walTestOpen(t, dir, 0, 0)
+			w, _ := walTestOpenWith(t, dir, 0, 0, opts)
 			var want []raftpb.Entry
 			for i := uint64(1); i <= 60; i += 3 {
 				ents := walTestEnts(i, i+2, 1, 60)
@@ -538,7 +540,7 @@ func TestWALDamage(t *testing.T) {
 				t.Fatalf("only %d segments", len(segs))
 			}
 			path, off := tt.damage(t, segs)
-			w, st, err := OpenWAL(dir, walTestMeta, 0, 0)
+			w, st, err := OpenWAL(dir, walTestMeta, 0, 0, opts)
 			if path != "" {
 				walTestCheckCorrupt(t, err, path, off)
 				return
@@ -555,7 +557,7 @@ func TestWALDamage(t *testing.T) {
 				t.Fatal(err)
 			}
 			w.Close()
-			_, st2 := walTestOpen(t, dir, 0, 0)
+			_, st2 := walTestOpenWith(t, dir, 0, 0, opts)
 			walTestCheckEnts(t, st2.Entries, append(st.Entries, next...))
 		})
 	}
@@ -603,11 +605,11 @@ func walTestAppend(t *testing.T, path string, b []byte) {
 }
 
 func TestWALZeroFilledTail(t *testing.T) {
-	walTestNoPrealloc(t)
+	opts := walOptions{noPrealloc: true}
 	dir := t.TempDir()
-	path, _, size := walTestBuild(t, dir, 5)
+	path, _, size := walTestBuild(t, dir, 5, opts)
 	walTestAppend(t, path, make([]byte, 8192))
-	w, st := walTestOpen(t, dir, 0, 0)
+	w, st := walTestOpenWith(t, dir, 0, 0, opts)
 	walTestCheckEnts(t, st.Entries, walTestEnts(1, 5, 1, 30))
 	// zeros are what a preallocated segment ends with: kept, and written over
 	if fi, err := os.Stat(path); err != nil || fi.Size() != int64(size)+8192 {
@@ -617,16 +619,17 @@ func TestWALZeroFilledTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	_, st = walTestOpen(t, dir, 0, 0)
+	_, st = walTestOpenWith(t, dir, 0, 0, opts)
 	walTestCheckEnts(t, st.Entries, walTestEnts(1, 6, 1, 30))
 }
 
 func TestWALTruncatedSegmentHeader(t *testing.T) {
-	walTestSetSegmentSize(t, 512)
+	const segSize int64 = 512
+	opts := walOptions{segmentSize: segSize}
 	for _, cut := range []int64{0, 1, 20, walSegHeaderSize - 1, walSegHeaderSize, walSegHeaderSize + 10} {
 		t.Run(fmt.Sprint(cut), func(t *testing.T) {
 			dir := t.TempDir()
-			w, _ := walTestOpen(t, dir, 0, 0)
+			w, _ := walTestOpenWith(t, dir, 0, 0, opts)
 			for i := uint64(1); i <= 12; i++ {
 				if err := w.Save(raftpb.HardState{Term: 1, Commit: i}, walTestEnts(i, i, 1, 100)); err != nil {
 					t.Fatal(err)
@@ -638,7 +641,7 @@ func TestWALTruncatedSegmentHeader(t *testing.T) {
 			if err := os.Truncate(last.path, cut); err != nil {
 				t.Fatal(err)
 			}
-			w, st := walTestOpen(t, dir, 0, 0)
+			w, st := walTestOpenWith(t, dir, 0, 0, opts)
 			walTestCheckEnts(t, st.Entries, walTestEnts(1, last.first-1, 1, 100))
 			if st.HardState.Commit == 0 {
 				t.Fatal("hard state lost")
@@ -647,7 +650,7 @@ func TestWALTruncatedSegmentHeader(t *testing.T) {
 				t.Fatal(err)
 			}
 			w.Close()
-			_, st = walTestOpen(t, dir, 0, 0)
+			_, st = walTestOpenWith(t, dir, 0, 0, opts)
 			want := append(walTestEnts(1, last.first-1, 1, 100), walTestEnts(last.first, last.first, 2, 10)...)
 			walTestCheckEnts(t, st.Entries, want)
 		})
@@ -655,16 +658,16 @@ func TestWALTruncatedSegmentHeader(t *testing.T) {
 }
 
 func TestWALWrongMember(t *testing.T) {
-	walTestNoPrealloc(t)
+	opts := walOptions{noPrealloc: true}
 	dir := t.TempDir()
-	walTestBuild(t, dir, 2)
+	walTestBuild(t, dir, 2, opts)
 	segs := walTestSegs(t, dir)
 	for _, meta := range []WALMetadata{
 		{MemberID: 9, ClusterID: walTestMeta.ClusterID, Name: walTestMeta.Name},
 		{MemberID: walTestMeta.MemberID, ClusterID: 9, Name: walTestMeta.Name},
 		{MemberID: walTestMeta.MemberID, ClusterID: walTestMeta.ClusterID, Name: "other"},
 	} {
-		_, _, err := OpenWAL(dir, meta, 0, 0)
+		_, _, err := OpenWAL(dir, meta, 0, 0, opts)
 		data, _ := os.ReadFile(segs[0].path)
 		walTestCheckCorrupt(t, err, segs[0].path, walTestRecordOffsets(t, data)[1])
 	}
@@ -701,7 +704,7 @@ func TestWALSnapshotMarkers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w, st, err := OpenWAL(dir, walTestMeta, tt.snapIndex, tt.snapTerm)
+			w, st, err := OpenWAL(dir, walTestMeta, tt.snapIndex, tt.snapTerm, walOptions{})
 			if tt.wantErr {
 				if err == nil {
 					t.Fatal("OpenWAL succeeded")
@@ -728,9 +731,10 @@ func TestWALSnapshotMarkers(t *testing.T) {
 }
 
 func TestWALSnapshotFromLeader(t *testing.T) {
-	walTestSetSegmentSize(t, 700)
+	const segSize int64 = 700
+	opts := walOptions{segmentSize: segSize}
 	dir := t.TempDir()
-	w, _ := walTestOpen(t, dir, 0, 0)
+	w, _ := walTestOpenWith(t, dir, 0, 0, opts)
 	steps := []func() error{
 		func() error { return w.Save(raftpb.HardState{Term: 1, Commit: 5}, walTestEnts(1, 10, 1, 20)) },
 		// The leader's snapshot at 8 disagrees with entry 8: it replaces the log.
@@ -757,10 +761,10 @@ func TestWALSnapshotFromLeader(t *testing.T) {
 	if usable(8, 2) || !usable(30, 3) {
 		t.Fatal("usable: only the snapshot at 30 can be replayed from")
 	}
-	if _, _, err := OpenWAL(dir, walTestMeta, 8, 2); err == nil {
+	if _, _, err := OpenWAL(dir, walTestMeta, 8, 2, opts); err == nil {
 		t.Fatal("replay from 8 succeeded though the log was replaced at 30")
 	}
-	w, st := walTestOpen(t, dir, 30, 3)
+	w, st := walTestOpenWith(t, dir, 30, 3, opts)
 	walTestCheckEnts(t, st.Entries, walTestEnts(31, 32, 3, 20))
 	if st.Snapshot.Index != 30 {
 		t.Fatalf("marker %+v", st.Snapshot)
@@ -769,12 +773,12 @@ func TestWALSnapshotFromLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	_, st = walTestOpen(t, dir, 30, 3)
+	_, st = walTestOpenWith(t, dir, 30, 3, opts)
 	walTestCheckEnts(t, st.Entries, walTestEnts(31, 33, 3, 20))
 
 	// Replaced log, replayed from the replacing snapshot.
 	dir2 := t.TempDir()
-	w, _ = walTestOpen(t, dir2, 0, 0)
+	w, _ = walTestOpenWith(t, dir2, 0, 0, opts)
 	if err := w.Save(raftpb.HardState{Term: 1, Commit: 5}, walTestEnts(1, 10, 1, 20)); err != nil {
 		t.Fatal(err)
 	}
@@ -785,7 +789,7 @@ func TestWALSnapshotFromLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	_, st = walTestOpen(t, dir2, 8, 2)
+	_, st = walTestOpenWith(t, dir2, 8, 2, opts)
 	if len(st.Entries) != 0 {
 		t.Fatalf("stale entries after a replacing snapshot: %s", walTestDescribe(st.Entries))
 	}
@@ -812,7 +816,7 @@ func TestWALOnDiskEntryGap(t *testing.T) {
 	if err := os.WriteFile(path, buf, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := OpenWAL(dir, walTestMeta, 0, 0)
+	_, _, err := OpenWAL(dir, walTestMeta, 0, 0, walOptions{})
 	walTestCheckCorrupt(t, err, path, gapOff)
 }
 
@@ -835,7 +839,7 @@ func TestWALFreshFromSnapshot(t *testing.T) {
 	w.Close()
 	_, st = walTestOpen(t, dir, 50, 4)
 	walTestCheckEnts(t, st.Entries, walTestEnts(51, 52, 4, 10))
-	if _, _, err := OpenWAL(dir, walTestMeta, 0, 0); err == nil {
+	if _, _, err := OpenWAL(dir, walTestMeta, 0, 0, walOptions{}); err == nil {
 		t.Fatal("replay from 0 of a log starting at 51 succeeded")
 	}
 }
@@ -1034,20 +1038,14 @@ func BenchmarkWALSave(b *testing.B) {
 	}
 }
 
-// walTestNoPrealloc turns segment preallocation off for a test that edits
-// the bytes at the end of a segment file.
-func walTestNoPrealloc(t *testing.T) {
-	walPrealloc = false
-	t.Cleanup(func() { walPrealloc = true })
-}
-
 // TestWALPreallocated checks that a preallocated segment's zero-filled end
 // is neither damage nor cut, that a torn record inside it is cut, and that
 // rotation leaves full segments without their zero end.
 func TestWALPreallocated(t *testing.T) {
-	walTestSetSegmentSize(t, 64<<10)
+	const segSize int64 = 64 << 10
+	opts := walOptions{segmentSize: segSize}
 	dir := t.TempDir()
-	w, _, err := OpenWAL(dir, walTestMeta, 0, 0)
+	w, _, err := OpenWAL(dir, walTestMeta, 0, 0, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1061,10 +1059,10 @@ func TestWALPreallocated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Size() != walSegmentSize {
+	if fi.Size() != segSize {
 		t.Skipf("file system did not preallocate (size %d)", fi.Size())
 	}
-	w, st := walTestOpen(t, dir, 0, 0)
+	w, st := walTestOpenWith(t, dir, 0, 0, opts)
 	walTestCheckEnts(t, st.Entries, walTestEnts(1, 3, 1, 30))
 	if w.size != size {
 		t.Fatalf("reopened at %d, want %d", w.size, size)
@@ -1079,7 +1077,7 @@ func TestWALPreallocated(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	w, st = walTestOpen(t, dir, 0, 0)
+	w, st = walTestOpenWith(t, dir, 0, 0, opts)
 	walTestCheckEnts(t, st.Entries, walTestEnts(1, 3, 1, 30))
 	// fill past the segment size: the full segment loses its zero end
 	for i := uint64(4); i < 4+3000; i += 100 {
@@ -1097,8 +1095,8 @@ func TestWALPreallocated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fi.Size() < walSegmentSize {
-			t.Fatalf("%s: size %d after rotation, want at least %d", seg.path, fi.Size(), walSegmentSize)
+		if fi.Size() < segSize {
+			t.Fatalf("%s: size %d after rotation, want at least %d", seg.path, fi.Size(), segSize)
 		}
 		data, err := os.ReadFile(seg.path)
 		if err != nil {
@@ -1108,7 +1106,7 @@ func TestWALPreallocated(t *testing.T) {
 			t.Fatalf("%s: full segment still ends with its preallocated zeros", seg.path)
 		}
 	}
-	_, st = walTestOpen(t, dir, 0, 0)
+	_, st = walTestOpenWith(t, dir, 0, 0, opts)
 	walTestCheckEnts(t, st.Entries, walTestEnts(1, 3003, 1, 30))
 }
 
@@ -1116,7 +1114,7 @@ func TestWALPreallocated(t *testing.T) {
 // commit index (written without an fsync) land in order between entries.
 func TestWALCommitOnlyHardState(t *testing.T) {
 	dir := t.TempDir()
-	w, _, err := OpenWAL(dir, walTestMeta, 0, 0)
+	w, _, err := OpenWAL(dir, walTestMeta, 0, 0, walOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1137,9 +1135,10 @@ func TestWALCommitOnlyHardState(t *testing.T) {
 }
 
 func TestWALAppendThenSync(t *testing.T) {
-	walTestSetSegmentSize(t, 4096)
+	const segSize int64 = 4096
+	opts := walOptions{segmentSize: segSize}
 	dir := t.TempDir()
-	w, _, err := OpenWAL(dir, walTestMeta, 0, 0)
+	w, _, err := OpenWAL(dir, walTestMeta, 0, 0, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1176,13 +1175,13 @@ func TestWALAppendThenSync(t *testing.T) {
 		}
 	}
 	w.Close()
-	_, st := walTestOpen(t, dir, 0, 0)
+	_, st := walTestOpenWith(t, dir, 0, 0, opts)
 	walTestCheckEnts(t, st.Entries, want)
 }
 
 func TestWALCommitIndexRidesWithNextWrite(t *testing.T) {
 	dir := t.TempDir()
-	w, _, err := OpenWAL(dir, walTestMeta, 0, 0)
+	w, _, err := OpenWAL(dir, walTestMeta, 0, 0, walOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,193 @@
+// Snapshots on the raft side: when to take one, encoding the store off the
+// loop and saving it, trimming raft's in-memory log, and installing a
+// snapshot (from a leader or at recovery) into raft's storage, the store and
+// the member's indexes. The snapshot files themselves are snapshot.go's.
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// snapshotCatchUpEntries is how many entries stay in the raft log after a
+// snapshot so that a slow follower can catch up without one.
+const snapshotCatchUpEntries = 5000
+
+// catchUpEntries is snapshotCatchUpEntries unless a test asks for fewer.
+func (s *server) catchUpEntries() uint64 {
+	if s.cfg.hooks.catchUpEntries != 0 {
+		return s.cfg.hooks.catchUpEntries
+	}
+	return snapshotCatchUpEntries
+}
+
+// raftLogTrimEvery is how many entries are applied between trims of raft's
+// in-memory log (see trimRaftLog).
+const raftLogTrimEvery = 10000
+
+// trimRaftLog keeps raft's in-memory log short between snapshots: every
+// raftLogTrimEvery applied entries, everything but the last catchUpEntries
+// is dropped from it, so memory does not grow with --snapshot-count. The
+// write-ahead log on disk keeps them until the next snapshot file. raft's
+// storage gets a snapshot record (metadata only, no data) at the applied
+// index, which is what it needs to send a follower that is further behind
+// a snapshot (built then from the state applied; see send).
+func (s *server) trimRaftLog() error {
+	keep, every := s.catchUpEntries(), uint64(raftLogTrimEvery)
+	if s.cfg.hooks.trimEvery != 0 {
+		every = s.cfg.hooks.trimEvery
+	}
+	if s.appliedIndex < s.trimmedAt+every || s.appliedIndex <= keep {
+		return nil
+	}
+	if _, err := s.storage.CreateSnapshot(s.appliedIndex, &s.confState, nil); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+		return fmt.Errorf("record applied index %d in raft storage: %w", s.appliedIndex, err)
+	}
+	if err := s.storage.Compact(s.appliedIndex - keep); err != nil && !errors.Is(err, raft.ErrCompacted) {
+		return fmt.Errorf("compact raft log to %d: %w", s.appliedIndex-keep, err)
+	}
+	s.trimmedAt = s.appliedIndex
+	return nil
+}
+
+// maybeSnapshot takes a snapshot every --snapshot-count applied entries.
+// The store is encoded by a goroutine of its own, so that the raft loop
+// goes on persisting, sending and heartbeating meanwhile (at a million keys
+// encoding takes about half a second): committed entries, and the clients
+// that wrote them, wait in s.deferred until finishSnapshot, for the store
+// must stay as it is at the snapshot's index.
+func (s *server) maybeSnapshot() error {
+	if s.appliedIndex-s.snapshotIndex < s.cfg.SnapshotCount || s.snapshotting.Load() || s.encoding {
+		return nil
+	}
+	s.encoding, s.encodingStart = true, time.Now()
+	s.snapshotWG.Add(1)
+	go func() {
+		defer s.snapshotWG.Done()
+		if h := s.cfg.hooks.encodeHook; h != nil {
+			h(s.id)
+		}
+		data, err := s.store.Save()
+		s.encoded <- encodedStore{data: data, err: err}
+	}()
+	return nil
+}
+
+// encodedStore is the store encoded for a snapshot, or why it could not be.
+type encodedStore struct {
+	data []byte
+	err  error
+}
+
+// hasConfChange reports whether ents hold a membership change.
+func hasConfChange(ents []raftpb.Entry) bool {
+	for i := range ents {
+		if ents[i].Type == raftpb.EntryConfChange || ents[i].Type == raftpb.EntryConfChangeV2 {
+			return true
+		}
+	}
+	return false
+}
+
+// finishSnapshot makes the encoded store the snapshot at the applied index,
+// compacts the raft log behind it, starts writing the file, and applies the
+// entries that waited.
+func (s *server) finishSnapshot(enc encodedStore) error {
+	s.encoding = false
+	if enc.err != nil {
+		return fmt.Errorf("encode store for a snapshot at %d: %w", s.appliedIndex, enc.err)
+	}
+	start := s.encodingStart
+	// raft's storage keeps only the snapshot's metadata: a follower that
+	// needs a snapshot is sent one of the state applied then (see send),
+	// so holding a copy of the whole store here would only cost memory.
+	snap, err := s.storage.CreateSnapshot(s.appliedIndex, &s.confState, nil)
+	if errors.Is(err, raft.ErrSnapOutOfDate) {
+		// trimRaftLog recorded this index already
+		snap, err = raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: s.appliedIndex, Term: s.appliedTerm, ConfState: s.confState}}, nil
+	}
+	if err != nil {
+		return fmt.Errorf("create snapshot at %d: %w", s.appliedIndex, err)
+	}
+	snap.Data = enc.data
+	s.snapshotIndex = s.appliedIndex
+	// The log keeps every entry until the snapshot file is durable (the
+	// release happens after it), so raft's in-memory log can be trimmed now.
+	if keep := s.catchUpEntries(); s.appliedIndex > keep {
+		compact := s.appliedIndex - keep
+		if err := s.storage.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			return fmt.Errorf("compact raft log to %d: %w", compact, err)
+		}
+	}
+	encoded := time.Since(start)
+	// Writing and fsyncing the file does not hold up the raft loop.
+	s.snapshotting.Store(true)
+	s.snapshotWG.Add(1)
+	go func() {
+		defer s.snapshotWG.Done()
+		defer s.snapshotting.Store(false)
+		if err := s.persistSnapshot(snap); err != nil {
+			s.storageFailed(err)
+			return
+		}
+		s.metrics.snapshotDuration.observe(time.Since(start))
+		slog.Info("snapshot taken", "index", snap.Metadata.Index, "bytes", len(snap.Data),
+			"encoded-in", encoded.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
+		// The encoded store (as large as the store's content) and the log
+		// entries compacted away are garbage now: give their memory back
+		// rather than keep it until the heap grows into it again. (Not
+		// waited for: a received snapshot waits for this goroutine.)
+		snap.Data = nil
+		go debug.FreeOSMemory()
+	}()
+	deferred := s.deferred
+	s.deferred = nil
+	return s.apply(deferred)
+}
+
+// installSnapshot makes snap the state: raft's storage takes its metadata
+// (the store holds the data, so raft's storage need not), the store its data.
+func (s *server) installSnapshot(snap raftpb.Snapshot) error {
+	if err := s.applySnapshotMetadata(snap); err != nil {
+		return err
+	}
+	return s.recoverFromSnapshot(snap)
+}
+
+// applySnapshotMetadata gives raft's storage a snapshot's metadata.
+func (s *server) applySnapshotMetadata(snap raftpb.Snapshot) error {
+	meta := snap
+	meta.Data = nil
+	if err := s.storage.ApplySnapshot(meta); err != nil {
+		return fmt.Errorf("apply snapshot %d to raft storage: %w", snap.Metadata.Index, err)
+	}
+	return nil
+}
+
+// recoverFromSnapshot replaces the state with a snapshot's.
+func (s *server) recoverFromSnapshot(snap raftpb.Snapshot) error {
+	if err := s.store.Recover(snap.Data); err != nil {
+		return fmt.Errorf("snapshot %d: %w", snap.Metadata.Index, err)
+	}
+	s.adoptSnapshot(snap)
+	return nil
+}
+
+// adoptSnapshot makes the member's indexes and peers those of a snapshot
+// the store holds.
+func (s *server) adoptSnapshot(snap raftpb.Snapshot) {
+	s.appliedIndex, s.appliedTerm = snap.Metadata.Index, snap.Metadata.Term
+	s.snapshotIndex = snap.Metadata.Index
+	s.confState = snap.Metadata.ConfState
+	s.appliedIndexPub.Store(s.appliedIndex)
+	s.appliedWait.advance(s.appliedIndex)
+	s.syncPeers()
+	s.loadAuth()
+}
