@@ -9,7 +9,8 @@
 // serves the connection's next requests as before. A plain connection is
 // handed back once its next request begins (waiting for it as long as
 // net/http's idle timeout), so that the header timeout runs from there; a
-// TLS one at once.
+// TLS one likewise, its socket peeked at rather than read
+// (longpoll_unix.go), so that it goes back as the *tls.Conn it is.
 
 package main
 
@@ -261,8 +262,13 @@ func (p *parkedWatch) answer(ev *kv.Event, ok bool) {
 			p.c.Close()
 			return
 		}
-		// handed back at once: its next request has net/http's header
-		// timeout to begin
+		// wait here for the next request to begin (without reading it:
+		// the connection goes back as the *tls.Conn it is), so that the
+		// header timeout runs from there, not from the answer
+		if !p.awaitNextTLS() {
+			p.c.Close()
+			return
+		}
 		p.pl.giveBack(p.c)
 		return
 	}
@@ -292,6 +298,33 @@ func (p *parkedWatch) awaitNext() bool {
 		}
 		p.pending = append(p.pending, p.b[0])
 		return true
+	case <-p.s.stopc:
+		p.c.Close()
+		<-p.read
+		return false
+	}
+}
+
+// awaitNextTLS waits, up to the idle timeout, until the TLS connection's
+// socket has the client's next bytes, without reading them, and reports
+// whether they came. Where a socket cannot be peeked at, it does not wait
+// (the next request then has the header timeout to begin).
+func (p *parkedWatch) awaitNextTLS() bool {
+	tc, ok := p.c.(*tls.Conn)
+	if !ok {
+		return false
+	}
+	nc := tc.NetConn()
+	if err := nc.SetReadDeadline(time.Now().Add(idleTimeout)); err != nil {
+		return false
+	}
+	go func() { p.read <- awaitReadable(nc) }()
+	select {
+	case err := <-p.read:
+		if err != nil && !errors.Is(err, errNoPeek) {
+			return false // the idle timeout passed, or the connection failed
+		}
+		return nc.SetReadDeadline(time.Time{}) == nil
 	case <-p.s.stopc:
 		p.c.Close()
 		<-p.read

@@ -4,6 +4,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -257,6 +259,86 @@ func TestParkedWatchIdle(t *testing.T) {
 	// and a slow header after that is still cut by the header timeout
 	io.WriteString(c, "GET /v2/keys/idle HTTP/1.1\r\n")
 	start := time.Now()
+	if _, err := io.ReadAll(br); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("an unfinished header held the connection %v", d)
+	}
+}
+
+// TestParkedWatchTLSIdle checks that after a parked watch's answer over
+// https (client certificates required) the connection may stay idle past
+// the header timeout, as after any other answer: the next request on it is
+// served, and a slow header after that is still cut by the header timeout.
+func TestParkedWatchTLSIdle(t *testing.T) {
+	p := newTestPKI(t)
+	srv := p.leaf("server", leafOpts{cn: "server", ca: p.ca})
+	cli := p.leaf("client", leafOpts{cn: "client", ca: p.ca, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	cfg := memberConfig(t, "t", t.TempDir(), "https://127.0.0.1:0", map[string]string{"t": "http://127.0.0.1:0"})
+	cfg.ClientTLS = transportSecurity{CertFile: srv.cert, KeyFile: srv.key, TrustedCAFile: p.ca.file, ClientCertAuth: true}
+	cfg.hooks.headerTimeout = 200 * time.Millisecond
+	s, err := startServer(cfg)
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	m := &testMember{server: s, URL: "https://" + s.ClientAddrs()[0], cfg: cfg}
+	t.Cleanup(func() { m.stop(t) })
+	waitFor(t, 10*time.Second, "the member to lead", func() bool { return s.store.Index() >= 3 && s.leader.Load() == s.id })
+
+	pool, err := loadCertPool(p.ca.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(cli.cert, cli.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcfg := &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}
+	host := strings.TrimPrefix(m.URL, "https://")
+	c, err := tls.Dial("tcp", host, tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	send := func(path string) { io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: "+host+"\r\n\r\n") }
+	read := func(what string) string {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s %v", what, resp.StatusCode, b, err)
+		}
+		return string(b)
+	}
+	get := func(what, path string) string {
+		t.Helper()
+		send(path)
+		return read(what)
+	}
+	send("/v2/keys/tidle?wait=true")
+	waitFor(t, 10*time.Second, "the watch to be parked", func() bool { return parkedWaiting(t) == 1 })
+	other, _, _ := countingClient(t, p.ca.file, 1)
+	other.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{pair}
+	if err := doKeepAlive(other, http.MethodPut, m.URL+"/v2/keys/tidle", "value=v"); err != nil {
+		t.Fatal(err)
+	}
+	if b := read("the watch"); !strings.Contains(b, `"value":"v"`) {
+		t.Fatalf("the watch: %s", b)
+	}
+	time.Sleep(5 * cfg.hooks.headerTimeout) // idle, well past the header timeout
+	if b := get("a request after an idle spell", "/v2/keys/tidle"); !strings.Contains(b, `"value":"v"`) {
+		t.Errorf("a request after an idle spell: %s", b)
+	}
+	// and a slow header after that is still cut by the header timeout
+	io.WriteString(c, "GET /v2/keys/tidle HTTP/1.1\r\n")
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.ReadAll(br); err != nil {
 		t.Fatal(err)
 	}
