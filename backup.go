@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -255,6 +256,9 @@ func emptyOrMissing(dir string) error {
 	return nil
 }
 
+// backupFormatFile is the content of a backup's member/version.
+func backupFormatFile() []byte { return []byte(strconv.Itoa(dataFormat) + "\n") }
+
 // writeBackup writes the files of a backup into snapDir and logDir, which
 // must be empty or missing.
 func writeBackup(b *backupFiles, snapDir, logDir string) error {
@@ -273,6 +277,10 @@ func writeBackup(b *backupFiles, snapDir, logDir string) error {
 	}
 	if err := writeDurably(filepath.Join(logDir, b.walName), b.wal); err != nil {
 		return fmt.Errorf("write log: %w", err)
+	}
+	// the snapshot may be in this etcdlite's format: say so, as a start would
+	if err := writeDurably(filepath.Join(filepath.Dir(snapDir), dataFormatFile), backupFormatFile()); err != nil {
+		return fmt.Errorf("write data dir format: %w", err)
 	}
 	for _, d := range []string{filepath.Dir(filepath.Dir(snapDir)), filepath.Dir(logDir)} {
 		if err := walSyncDir(d); err != nil {
@@ -313,7 +321,7 @@ func runBackup(args []string, out, errOut io.Writer) int {
 	if *withV3 {
 		fmt.Fprintln(errOut, "etcdlite backup: --with-v3: etcdlite keeps no v3 data; ignored")
 	}
-	if _, err := checkDataFormat(*dataDir); err != nil {
+	if _, _, err := checkDataFormat(*dataDir); err != nil {
 		return fail("%v", err)
 	}
 	srcSnap, srcWAL := memberDirs(*dataDir, *walDir)
@@ -418,6 +426,9 @@ func writeBackupTar(w io.Writer, b *backupFiles, now time.Time) error {
 		}
 	}
 	if err := file("member/wal/"+b.walName, b.wal); err != nil {
+		return err
+	}
+	if err := file("member/"+dataFormatFile, backupFormatFile()); err != nil {
 		return err
 	}
 	return tw.Close()

@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -181,7 +182,12 @@ func transportFrom(c *ctlContext) (*http.Transport, error) {
 	}
 	if ca != "" {
 		pool, err := loadCertPool(ca) // tls.go
-		if err != nil {
+		switch {
+		case errors.Is(err, errNoPEMCertificate):
+			// as etcdctl: a CA file without a certificate trusts nothing,
+			// and the request fails on the server's certificate (exit 4)
+			pool = x509.NewCertPool()
+		case err != nil:
 			return nil, err
 		}
 		cfg.RootCAs = pool

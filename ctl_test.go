@@ -167,3 +167,34 @@ func TestCtlExecWatchRunsCommandPerEvent(t *testing.T) {
 		t.Fatal("exec-watch did not end after the interrupt")
 	}
 }
+
+// TestCtlCAFile checks --ca-file as etcdctl takes it: a file with the CA
+// trusts the member, a file without any certificate trusts nothing (the
+// request fails on the member's certificate, exit 4, as etcdctl does), and a
+// missing file is an error of the command line (exit 1).
+func TestCtlCAFile(t *testing.T) {
+	p := newTestPKI(t)
+	srv := p.leaf("server", leafOpts{cn: "server", ca: p.ca})
+	m := startTLSMember(t, transportSecurity{CertFile: srv.cert, KeyFile: srv.key})
+	noCert := filepath.Join(t.TempDir(), "garbage.pem")
+	if err := os.WriteFile(noCert, []byte("garbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, caFile string
+		code         int
+		stderr       string
+	}{
+		{"the CA", p.ca.file, 0, ""},
+		{"no certificate in it", noCert, 4, "error #0: x509: certificate signed by unknown authority"},
+		{"missing", filepath.Join(t.TempDir(), "missing.pem"), 1, "no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errs := runCtlTest(t, m.URL, "", "--no-sync", "--ca-file", tt.caFile, "ls", "/")
+			if code != tt.code || !strings.Contains(errs, tt.stderr) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q", code, errs, tt.code, tt.stderr)
+			}
+		})
+	}
+}

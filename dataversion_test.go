@@ -49,8 +49,8 @@ func writtenDataDir(t *testing.T) string {
 // starts again with it.
 func TestDataFormatRecorded(t *testing.T) {
 	dir := writtenDataDir(t)
-	if b, err := os.ReadFile(dataFormatPath(dir)); err != nil || string(b) != "1\n" {
-		t.Fatalf("version file: %q, %v; want \"1\\n\"", b, err)
+	if b, err := os.ReadFile(dataFormatPath(dir)); err != nil || string(b) != "2\n" {
+		t.Fatalf("version file: %q, %v; want \"2\\n\"", b, err)
 	}
 	m := startTestMember(t, testConfig(t, dir))
 	if code, _, body := m.do(t, "GET", "/v2/keys/k", nil); code != 200 || !strings.Contains(body, `"value":"v"`) {
@@ -69,8 +69,8 @@ func TestDataFormatWithoutFile(t *testing.T) {
 	if code, _, body := m.do(t, "GET", "/v2/keys/k", nil); code != 200 || !strings.Contains(body, `"value":"v"`) {
 		t.Fatalf("GET after restart: %d %s", code, body)
 	}
-	if b, err := os.ReadFile(dataFormatPath(dir)); err != nil || string(b) != "1\n" {
-		t.Fatalf("version file after start: %q, %v; want \"1\\n\"", b, err)
+	if b, err := os.ReadFile(dataFormatPath(dir)); err != nil || string(b) != "2\n" {
+		t.Fatalf("version file after start: %q, %v; want \"2\\n\"", b, err)
 	}
 }
 
@@ -80,11 +80,11 @@ func TestDataFormatWithoutFile(t *testing.T) {
 func TestDataFormatRefused(t *testing.T) {
 	dir := writtenDataDir(t)
 	for _, c := range []struct{ content, want string }{
-		{"2\n", "written by etcdlite format 2; this etcdlite reads format 1"},
-		{"17", "written by etcdlite format 17; this etcdlite reads format 1"},
-		{"0\n", `holds "0", not a format number; this etcdlite reads format 1`},
-		{"format two\n", `holds "format two", not a format number; this etcdlite reads format 1`},
-		{"", `holds "", not a format number; this etcdlite reads format 1`},
+		{"3\n", "written by etcdlite format 3; this etcdlite reads formats 1 to 2"},
+		{"17", "written by etcdlite format 17; this etcdlite reads formats 1 to 2"},
+		{"0\n", `holds "0", not a format number; this etcdlite reads formats 1 to 2`},
+		{"format two\n", `holds "format two", not a format number; this etcdlite reads formats 1 to 2`},
+		{"", `holds "", not a format number; this etcdlite reads formats 1 to 2`},
 	} {
 		if err := os.WriteFile(dataFormatPath(dir), []byte(c.content), 0o600); err != nil {
 			t.Fatal(err)
@@ -112,6 +112,10 @@ func TestDataFormatRefused(t *testing.T) {
 	if code, _, body := m.do(t, "GET", "/v2/keys/k", nil); code != 200 || !strings.Contains(body, `"value":"v"`) {
 		t.Fatalf("GET once the format is 1 again: %d %s", code, body)
 	}
+	// format 1 is read, and taken up as format 2 at the start
+	if b, err := os.ReadFile(dataFormatPath(dir)); err != nil || string(b) != "2\n" {
+		t.Fatalf("version file after a start in format 1: %q, %v; want \"2\\n\"", b, err)
+	}
 }
 
 // TestDataFormatOfflineTools checks that backup and verify refuse a data
@@ -129,7 +133,7 @@ func TestDataFormatOfflineTools(t *testing.T) {
 	if err := os.WriteFile(dataFormatPath(dir), []byte("3\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	const want = "written by etcdlite format 3; this etcdlite reads format 1"
+	const want = "written by etcdlite format 3; this etcdlite reads formats 1 to 2"
 	out.Reset()
 	if code := runVerify([]string{"--data-dir", dir}, &out, &out); code != 1 || !strings.Contains(out.String(), want) {
 		t.Errorf("verify of format 3: %d %q, want 1 and %q", code, out.String(), want)

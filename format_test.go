@@ -1,10 +1,15 @@
-// This file holds the test that a data dir written by this version on one
-// machine is read the same on every platform: testdata/format/datadir was
-// written on linux/amd64, and the test (run under qemu for arm and the
-// big-endian s390x by .ci/run) recovers it and checks every key.
+// This file holds the test that a data dir written on one machine is read
+// the same on every platform and by every later version:
+// testdata/format/datadir2 (format 2, written by this version) and
+// testdata/format/datadir (format 1, before member/version and version 3
+// snapshot files) were written on linux/amd64, and the test (run under qemu
+// for arm and the big-endian s390x by .ci/run) recovers both and checks
+// every key.
 package main
 
 import (
+	"bytes"
+	"encoding/gob"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -15,25 +20,45 @@ import (
 	"testing"
 )
 
-// formatUpdate rewrites testdata/format/datadir from a fresh member.
-var formatUpdate = flag.Bool("format.update", false, "rewrite testdata/format/datadir")
+// formatUpdate rewrites testdata/format/datadir2 from a fresh member.
+var formatUpdate = flag.Bool("format.update", false, "rewrite testdata/format/datadir2")
 
-// formatGoldenDir is the recorded data dir.
-const formatGoldenDir = "testdata/format/datadir"
+// formatGoldenDir is the data dir recorded by this version (format 2).
+const formatGoldenDir = "testdata/format/datadir2"
+
+// formatGoldenDirs are the recorded data dirs, each with the snapshot file
+// version it holds; every one is taken up as format 2 by a start.
+var formatGoldenDirs = []struct {
+	dir         string
+	snapVersion uint32
+}{
+	{"testdata/format/datadir", snapVersionV2}, // format 1, no member/version
+	{formatGoldenDir, snapVersion},
+}
 
 // formatGoldenKeys is how many keys the recorded data dir holds; with a
 // snapshot every 40 entries, some are in the snapshot and some in the log.
 const formatGoldenKeys = 100
 
-// TestFormatGoldenDataDir recovers a data dir recorded on linux/amd64 (a
-// snapshot and log segments) and checks every key, value and index.
+// TestFormatGoldenDataDir recovers the data dirs recorded on linux/amd64 (a
+// snapshot and log segments each) and checks every key, value and index.
 func TestFormatGoldenDataDir(t *testing.T) {
 	if *formatUpdate {
 		formatRecord(t)
 	}
+	for _, golden := range formatGoldenDirs {
+		t.Run(filepath.Base(golden.dir), func(t *testing.T) {
+			formatCheckGolden(t, golden.dir, golden.snapVersion)
+		})
+	}
+}
+
+// formatCheckGolden recovers a copy of the recorded data dir golden, whose
+// snapshot files are of version snapVersion.
+func formatCheckGolden(t *testing.T, golden string, snapVersion uint32) {
 	dir := t.TempDir()
-	if err := os.CopyFS(dir, os.DirFS(formatGoldenDir)); err != nil {
-		t.Fatalf("copy %s: %v", formatGoldenDir, err)
+	if err := os.CopyFS(dir, os.DirFS(golden)); err != nil {
+		t.Fatalf("copy %s: %v", golden, err)
 	}
 	if err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -51,6 +76,16 @@ func TestFormatGoldenDataDir(t *testing.T) {
 	if len(snaps) == 0 || len(segs) == 0 {
 		t.Fatalf("recorded data dir has %d snapshots and %d segments, want both", len(snaps), len(segs))
 	}
+	for _, p := range snaps {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sf snapFile
+		if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&sf); err != nil || sf.Version != snapVersion {
+			t.Fatalf("%s: snapshot version %d (%v), want %d", p, sf.Version, err, snapVersion)
+		}
+	}
 	cfg := testConfig(t, dir)
 	cfg.SnapshotCount = 40
 	m := startTestMember(t, cfg)
@@ -65,9 +100,8 @@ func TestFormatGoldenDataDir(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"dir":true`) {
 		t.Fatalf("recorded directory after recovery: %d %s", code, body)
 	}
-	// the recorded dir predates member/version: it is format 1, and the
-	// start records so
-	if b, err := os.ReadFile(dataFormatPath(dir)); err != nil || string(b) != "1\n" {
+	// format 1 (no member/version) is read and taken up as format 2
+	if b, err := os.ReadFile(dataFormatPath(dir)); err != nil || string(b) != "2\n" {
 		t.Fatalf("version file after recovery: %q, %v", b, err)
 	}
 }
@@ -96,7 +130,4 @@ func formatRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = os.Remove(filepath.Join(formatGoldenDir, dataDirLockName))
-	// kept without member/version, so the test goes on checking that a
-	// data dir from before the file starts
-	_ = os.Remove(dataFormatPath(formatGoldenDir))
 }

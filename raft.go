@@ -275,7 +275,7 @@ func (s *server) handleReady(rd raft.Ready) error {
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		s.snapshotWG.Wait() // a local snapshot still being written goes first: markers stay in order
-		if err := s.persistSnapshot(rd.Snapshot); err != nil {
+		if err := s.persistSnapshot(rd.Snapshot.Metadata, func() error { return s.snapper.Save(rd.Snapshot) }); err != nil {
 			return err
 		}
 		if err := s.installSnapshot(rd.Snapshot); err != nil {
@@ -432,17 +432,17 @@ func (s *server) persist(hs raftpb.HardState, ents []raftpb.Entry) error {
 	return nil
 }
 
-// persistSnapshot makes a snapshot durable, then lets the log drop what it
+// persistSnapshot makes a snapshot durable (save writes its file), then lets the log drop what it
 // covers.
-func (s *server) persistSnapshot(snap raftpb.Snapshot) error {
-	if err := s.snapper.Save(snap); err != nil {
-		return fmt.Errorf("save snapshot %d: %w", snap.Metadata.Index, err)
+func (s *server) persistSnapshot(meta raftpb.SnapshotMetadata, save func() error) error {
+	if err := save(); err != nil {
+		return fmt.Errorf("save snapshot %d: %w", meta.Index, err)
 	}
-	if err := s.wal.SaveSnapshot(snap.Metadata.Index, snap.Metadata.Term); err != nil {
-		return fmt.Errorf("record snapshot %d in the log: %w", snap.Metadata.Index, err)
+	if err := s.wal.SaveSnapshot(meta.Index, meta.Term); err != nil {
+		return fmt.Errorf("record snapshot %d in the log: %w", meta.Index, err)
 	}
-	if err := s.wal.ReleaseTo(snap.Metadata.Index); err != nil {
-		return fmt.Errorf("release log before %d: %w", snap.Metadata.Index, err)
+	if err := s.wal.ReleaseTo(meta.Index); err != nil {
+		return fmt.Errorf("release log before %d: %w", meta.Index, err)
 	}
 	return nil
 }

@@ -58,8 +58,9 @@ func (s *server) trimRaftLog() error {
 }
 
 // maybeSnapshot takes a snapshot every --snapshot-count applied entries.
-// The store is encoded by a goroutine of its own, so that the raft loop
-// goes on persisting, sending and heartbeating meanwhile (at a million keys
+// The store is encoded by a goroutine of its own, straight into the new
+// snapshot file (never whole in memory), so that the raft loop goes on
+// persisting, sending and heartbeating meanwhile (at a million keys
 // encoding takes about half a second): committed entries, and the clients
 // that wrote them, wait in s.deferred until finishSnapshot, for the store
 // must stay as it is at the snapshot's index.
@@ -68,22 +69,47 @@ func (s *server) maybeSnapshot() error {
 		return nil
 	}
 	s.encoding, s.encodingStart = true, time.Now()
+	meta := raftpb.SnapshotMetadata{Index: s.appliedIndex, Term: s.appliedTerm, ConfState: s.confState}
 	s.snapshotWG.Add(1)
 	go func() {
 		defer s.snapshotWG.Done()
 		if h := s.cfg.hooks.encodeHook; h != nil {
 			h(s.id)
 		}
-		data, err := s.store.Save()
-		s.encoded <- encodedStore{data: data, err: err}
+		s.encoded <- s.encodeSnapshot(meta)
 	}()
 	return nil
 }
 
-// encodedStore is the store encoded for a snapshot, or why it could not be.
+// encodeSnapshot writes the store into a new snapshot file for meta, not
+// yet durable (finishSnapshot has it committed).
+func (s *server) encodeSnapshot(meta raftpb.SnapshotMetadata) encodedStore {
+	file, err := s.snapper.Create(meta)
+	if err != nil {
+		return encodedStore{meta: meta, err: err}
+	}
+	n, err := s.store.SaveTo(file)
+	if err != nil {
+		file.Abort()
+		return encodedStore{meta: meta, err: err}
+	}
+	return encodedStore{meta: meta, file: file, bytes: n}
+}
+
+// encodedStore is the store encoded into a snapshot file for meta, or why
+// it could not be.
 type encodedStore struct {
-	data []byte
-	err  error
+	meta  raftpb.SnapshotMetadata
+	file  *snapWriter // written, not yet committed
+	bytes int64
+	err   error
+}
+
+// abandon removes the file of an encoding that will not be finished.
+func (enc encodedStore) abandon() {
+	if enc.file != nil {
+		enc.file.Abort()
+	}
 }
 
 // hasConfChange reports whether ents hold a membership change.
@@ -97,54 +123,54 @@ func hasConfChange(ents []raftpb.Entry) bool {
 }
 
 // finishSnapshot makes the encoded store the snapshot at the applied index,
-// compacts the raft log behind it, starts writing the file, and applies the
-// entries that waited.
+// compacts the raft log behind it, starts committing the file, and applies
+// the entries that waited.
 func (s *server) finishSnapshot(enc encodedStore) error {
 	s.encoding = false
 	if enc.err != nil {
-		return fmt.Errorf("encode store for a snapshot at %d: %w", s.appliedIndex, enc.err)
+		return fmt.Errorf("encode store for a snapshot at %d: %w", enc.meta.Index, enc.err)
+	}
+	if enc.meta.Index != s.appliedIndex {
+		enc.abandon()
+		return fmt.Errorf("store encoded at %d, but %d is applied", enc.meta.Index, s.appliedIndex)
 	}
 	start := s.encodingStart
 	// raft's storage keeps only the snapshot's metadata: a follower that
 	// needs a snapshot is sent one of the state applied then (see send),
 	// so holding a copy of the whole store here would only cost memory.
-	snap, err := s.storage.CreateSnapshot(s.appliedIndex, &s.confState, nil)
-	if errors.Is(err, raft.ErrSnapOutOfDate) {
-		// trimRaftLog recorded this index already
-		snap, err = raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: s.appliedIndex, Term: s.appliedTerm, ConfState: s.confState}}, nil
-	}
-	if err != nil {
+	if _, err := s.storage.CreateSnapshot(s.appliedIndex, &s.confState, nil); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+		// (out of date: trimRaftLog recorded this index already)
+		enc.abandon()
 		return fmt.Errorf("create snapshot at %d: %w", s.appliedIndex, err)
 	}
-	snap.Data = enc.data
 	s.snapshotIndex = s.appliedIndex
 	// The log keeps every entry until the snapshot file is durable (the
 	// release happens after it), so raft's in-memory log can be trimmed now.
 	if keep := s.catchUpEntries(); s.appliedIndex > keep {
 		compact := s.appliedIndex - keep
 		if err := s.storage.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			enc.abandon()
 			return fmt.Errorf("compact raft log to %d: %w", compact, err)
 		}
 	}
 	encoded := time.Since(start)
-	// Writing and fsyncing the file does not hold up the raft loop.
+	// Committing the file (fsync, rename) does not hold up the raft loop.
 	s.snapshotting.Store(true)
 	s.snapshotWG.Add(1)
 	go func() {
 		defer s.snapshotWG.Done()
 		defer s.snapshotting.Store(false)
-		if err := s.persistSnapshot(snap); err != nil {
+		if err := s.persistSnapshot(enc.meta, enc.file.Commit); err != nil {
 			s.storageFailed(err)
 			return
 		}
 		s.metrics.snapshotDuration.observe(time.Since(start))
-		slog.Info("snapshot taken", "index", snap.Metadata.Index, "bytes", len(snap.Data),
+		slog.Info("snapshot taken", "index", enc.meta.Index, "bytes", enc.bytes,
 			"encoded-in", encoded.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
-		// The encoded store (as large as the store's content) and the log
-		// entries compacted away are garbage now: give their memory back
-		// rather than keep it until the heap grows into it again. (Not
-		// waited for: a received snapshot waits for this goroutine.)
-		snap.Data = nil
+		// The log entries compacted away are garbage now: give their
+		// memory back rather than keep it until the heap grows into it
+		// again. (Not waited for: a received snapshot waits for this
+		// goroutine.)
 		go debug.FreeOSMemory()
 	}()
 	deferred := s.deferred

@@ -471,6 +471,11 @@ func (s *server) Shutdown(ctx context.Context) error {
 		s.transport.Stop()
 		<-s.runDone
 		s.snapshotWG.Wait()
+		select {
+		case enc := <-s.encoded: // encoded after the raft loop stopped
+			enc.abandon()
+		default:
+		}
 		s.closeStorage()
 		err = s.failErr
 	})

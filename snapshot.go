@@ -4,11 +4,13 @@ package main
 
 // This file stores raft snapshots in <data-dir>/member/snap/ as files named
 // "%016x-%016x.snap" (term, index). Each file holds a gob-encoded snapFile
-// header followed by the snapshot's data; the header's CRC-32C covers every
-// other header field and the data.
+// header followed by the snapshot's data, then the data's length and a
+// CRC-32C over the header's fields, the data and that length (version 3,
+// written as the data is encoded, so the data is never held whole in
+// memory). Version 2 files, whose header carries the length and the CRC
+// before the data, are still read.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/gob"
@@ -31,7 +33,8 @@ var ErrNoSnapshot = errors.New("no usable snapshot")
 
 const (
 	snapMagic      = "etcdlite-snapshot"
-	snapVersion    = 2
+	snapVersion    = 3 // written: the length and the CRC follow the data
+	snapVersionV2  = 2 // read: the length and the CRC in the header
 	snapExt        = ".snap"
 	snapBrokenExt  = ".broken"
 	snapTempSuffix = ".tmp"
@@ -39,43 +42,64 @@ const (
 
 // Snapshotter stores raft snapshots as checksummed files in one directory.
 type Snapshotter struct {
-	mu  sync.Mutex
-	dir string
-	max int
+	mu      sync.Mutex
+	dir     string
+	max     int
+	writing map[string]bool // temporary files being written now (not leftovers)
 }
 
-// snapFile is a snapshot file: a gob-encoded header, then DataLen bytes
-// of the caller's opaque state written as they are (one huge gob message
-// would make the decoder copy it over and over as it grows its buffer).
+// snapFile is a snapshot file: a gob-encoded header, then the caller's
+// opaque state written as it is (one huge gob message would make the
+// decoder copy it over and over as it grows its buffer), then, in version
+// 3, the trailer (snapTrailerLen bytes: the data's length, uint64 LE, and
+// the CRC, uint32 LE).
 type snapFile struct {
 	Magic     string
 	Version   uint32
 	Index     uint64
 	Term      uint64
 	ConfState []byte // raftpb.ConfState.Marshal
-	DataLen   uint64
-	CRC       uint32 // CRC-32C of all the fields above and of the data
+	DataLen   uint64 // version 2 only; version 3 has it in the trailer
+	CRC       uint32 // version 2 only: CRC-32C of all the fields above and of the data
 	data      []byte // the caller's opaque state, after the header
 }
 
-// snapChecksum computes the checksum of every field of f but CRC.
-func snapChecksum(f *snapFile) uint32 {
-	h := crc32.New(walCRCTable)
+// snapTrailerLen is the size of a version 3 file's trailer.
+const snapTrailerLen = 12
+
+// snapHashHeader feeds h the header fields every version's CRC begins with.
+func snapHashHeader(h hash.Hash32, f *snapFile) {
 	var b [8]byte
-	putBytes := func(h hash.Hash32, p []byte) {
+	putBytes := func(p []byte) {
 		binary.LittleEndian.PutUint64(b[:], uint64(len(p)))
 		h.Write(b[:])
 		h.Write(p)
 	}
-	putBytes(h, []byte(f.Magic))
+	putBytes([]byte(f.Magic))
 	binary.LittleEndian.PutUint64(b[:], uint64(f.Version))
 	h.Write(b[:])
 	binary.LittleEndian.PutUint64(b[:], f.Index)
 	h.Write(b[:])
 	binary.LittleEndian.PutUint64(b[:], f.Term)
 	h.Write(b[:])
-	putBytes(h, f.ConfState)
-	putBytes(h, f.data)
+	putBytes(f.ConfState)
+}
+
+// snapChecksum computes f's checksum as its version defines it: the header
+// fields, then the data's length and the data (version 2), or the data and
+// then its length (version 3, which learns the length only at the end).
+func snapChecksum(f *snapFile) uint32 {
+	h := crc32.New(walCRCTable)
+	snapHashHeader(h, f)
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(len(f.data)))
+	if f.Version == snapVersionV2 {
+		h.Write(b[:])
+		h.Write(f.data)
+	} else {
+		h.Write(f.data)
+		h.Write(b[:])
+	}
 	return h.Sum32()
 }
 
@@ -125,62 +149,136 @@ func (s *Snapshotter) list() ([]snapEntry, []string, error) {
 	return snaps, temps, nil
 }
 
-// Save writes snap durably as a new file (temporary file, fsync, rename,
-// directory fsync) and then removes the oldest files beyond the maximum.
+// Save writes snap durably as a new file (see Create and snapWriter.Commit).
 func (s *Snapshotter) Save(snap raftpb.Snapshot) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	md := &snap.Metadata
+	w, err := s.Create(snap.Metadata)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(snap.Data); err != nil {
+		w.Abort()
+		return err
+	}
+	return w.Commit()
+}
+
+// snapWriter is a snapshot file being written: Create wrote its header to a
+// temporary file, Write appends data (checksummed as it goes), Commit ends
+// it and makes it durable under its name, Abort removes it. The data is
+// never held whole in memory, so a store can be encoded straight into it.
+type snapWriter struct {
+	s    *Snapshotter
+	f    *os.File
+	tmp  string // the temporary file's path
+	name string // the file's name once committed
+	crc  hash.Hash32
+	n    uint64 // data bytes written
+	err  error  // the first write error, sticky
+}
+
+// Create starts a snapshot file for md in a temporary file and writes its
+// header; the caller streams the data into the writer it returns.
+func (s *Snapshotter) Create(md raftpb.SnapshotMetadata) (*snapWriter, error) {
 	if md.Index == 0 {
-		return errors.New("snapshot: save: snapshot index is 0")
+		return nil, errors.New("snapshot: save: snapshot index is 0")
 	}
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
-		return fmt.Errorf("snapshot: create dir: %w", err)
+		return nil, fmt.Errorf("snapshot: create dir: %w", err)
 	}
 	cs, err := md.ConfState.Marshal()
 	if err != nil {
-		return fmt.Errorf("snapshot: marshal conf state: %w", err)
+		return nil, fmt.Errorf("snapshot: marshal conf state: %w", err)
 	}
-	sf := snapFile{Magic: snapMagic, Version: snapVersion, Index: md.Index, Term: md.Term, ConfState: cs,
-		DataLen: uint64(len(snap.Data)), data: snap.Data}
-	sf.CRC = snapChecksum(&sf)
-
+	sf := snapFile{Magic: snapMagic, Version: snapVersion, Index: md.Index, Term: md.Term, ConfState: cs}
+	var header bytes.Buffer
 	name := snapFileName(md.Term, md.Index)
-	f, err := os.CreateTemp(s.dir, name+".*"+snapTempSuffix)
-	if err != nil {
-		return fmt.Errorf("snapshot: create temp file: %w", err)
+	if err := gob.NewEncoder(&header).Encode(&sf); err != nil {
+		return nil, fmt.Errorf("snapshot: encode %s: %w", name, err)
 	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
+	s.mu.Lock()
+	f, err := os.CreateTemp(s.dir, name+".*"+snapTempSuffix)
+	if err == nil {
+		if s.writing == nil {
+			s.writing = make(map[string]bool)
+		}
+		s.writing[f.Name()] = true
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: create temp file: %w", err)
+	}
+	w := &snapWriter{s: s, f: f, tmp: f.Name(), name: name, crc: crc32.New(walCRCTable)}
+	snapHashHeader(w.crc, &sf)
+	if _, err := f.Write(header.Bytes()); err != nil {
+		w.Abort()
+		return nil, fmt.Errorf("snapshot: write %s: %w", w.tmp, err)
+	}
+	return w, nil
+}
+
+// Write appends data to the file.
+func (w *snapWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.f.Write(p)
+	w.crc.Write(p[:n])
+	w.n += uint64(n)
+	if err != nil {
+		w.err = fmt.Errorf("snapshot: write %s: %w", w.tmp, err)
+	}
+	return n, w.err
+}
+
+// Commit writes the trailer, fsyncs the file, renames it into place, fsyncs
+// the directory and removes the oldest files beyond the maximum. On an error
+// the temporary file is removed.
+func (w *snapWriter) Commit() error {
+	var trailer [snapTrailerLen]byte
+	binary.LittleEndian.PutUint64(trailer[:8], w.n)
+	w.crc.Write(trailer[:8])
+	binary.LittleEndian.PutUint32(trailer[8:], w.crc.Sum32())
+	if w.err == nil {
+		if _, err := w.f.Write(trailer[:]); err != nil {
+			w.err = fmt.Errorf("snapshot: write %s: %w", w.tmp, err)
+		}
+	}
+	if w.err != nil {
+		err := w.err
+		w.Abort()
 		return err
 	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := gob.NewEncoder(bw).Encode(&sf); err != nil {
-		return fail(fmt.Errorf("snapshot: encode %s: %w", name, err))
+	if err := w.f.Sync(); err != nil {
+		w.Abort()
+		return fmt.Errorf("snapshot: fsync %s: %w", w.tmp, err)
 	}
-	if _, err := bw.Write(sf.data); err != nil {
-		return fail(fmt.Errorf("snapshot: write %s: %w", tmp, err))
+	s := w.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.writing, w.tmp)
+	if err := w.f.Close(); err != nil {
+		os.Remove(w.tmp)
+		return fmt.Errorf("snapshot: close %s: %w", w.tmp, err)
 	}
-	if err := bw.Flush(); err != nil {
-		return fail(fmt.Errorf("snapshot: write %s: %w", tmp, err))
-	}
-	if err := f.Sync(); err != nil {
-		return fail(fmt.Errorf("snapshot: fsync %s: %w", tmp, err))
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("snapshot: close %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(s.dir, name)); err != nil {
-		os.Remove(tmp)
+	if err := os.Rename(w.tmp, filepath.Join(s.dir, w.name)); err != nil {
+		os.Remove(w.tmp)
 		return fmt.Errorf("snapshot: rename: %w", err)
 	}
 	if err := walSyncDir(s.dir); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
 	return s.prune()
+}
+
+// Abort closes and removes the unfinished file.
+func (w *snapWriter) Abort() {
+	w.s.mu.Lock()
+	delete(w.s.writing, w.tmp)
+	w.s.mu.Unlock()
+	w.f.Close()
+	if err := os.Remove(w.tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		slog.Warn("snapshot: remove unfinished file", "file", w.tmp, "err", err)
+	}
 }
 
 // prune removes the oldest snapshot files beyond s.max.
@@ -225,6 +323,9 @@ func (s *Snapshotter) Load(usable func(index, term uint64) bool) (snap raftpb.Sn
 		return raftpb.Snapshot{}, none, err
 	}
 	for _, tmp := range temps {
+		if s.writing[tmp] {
+			continue
+		}
 		if err := os.Remove(tmp); err != nil {
 			return raftpb.Snapshot{}, none, fmt.Errorf("snapshot: remove leftover temp file: %w", err)
 		}
@@ -263,13 +364,25 @@ func snapDecode(file []byte, e snapEntry) (raftpb.Snapshot, error) {
 	if sf.Magic != snapMagic {
 		return raftpb.Snapshot{}, errors.New("not a snapshot file (bad magic)")
 	}
-	if sf.Version != snapVersion {
+	switch sf.Version {
+	case snapVersionV2:
+		if sf.DataLen != uint64(in.Len()) {
+			return raftpb.Snapshot{}, fmt.Errorf("header says %d bytes of data, the file has %d after it", sf.DataLen, in.Len())
+		}
+		sf.data = file[len(file)-in.Len():]
+	case snapVersion:
+		if in.Len() < snapTrailerLen {
+			return raftpb.Snapshot{}, fmt.Errorf("the file ends %d bytes after its header, before its trailer", in.Len())
+		}
+		trailer := file[len(file)-snapTrailerLen:]
+		sf.DataLen, sf.CRC = binary.LittleEndian.Uint64(trailer), binary.LittleEndian.Uint32(trailer[8:])
+		if have := uint64(in.Len() - snapTrailerLen); sf.DataLen != have {
+			return raftpb.Snapshot{}, fmt.Errorf("trailer says %d bytes of data, the file has %d", sf.DataLen, have)
+		}
+		sf.data = file[len(file)-in.Len() : len(file)-snapTrailerLen]
+	default:
 		return raftpb.Snapshot{}, fmt.Errorf("unsupported snapshot version %d", sf.Version)
 	}
-	if sf.DataLen != uint64(in.Len()) {
-		return raftpb.Snapshot{}, fmt.Errorf("header says %d bytes of data, the file has %d after it", sf.DataLen, in.Len())
-	}
-	sf.data = file[len(file)-in.Len():]
 	switch {
 	case sf.CRC != snapChecksum(&sf):
 		return raftpb.Snapshot{}, errors.New("checksum mismatch")

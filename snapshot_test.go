@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/gob"
 	"errors"
 	"math/rand"
 	"os"
@@ -215,4 +216,147 @@ func TestSnapshotterEmpty(t *testing.T) {
 	if err := NewSnapshotter(dir, 5).Save(raftpb.Snapshot{}); err == nil {
 		t.Fatal("saved a snapshot with index 0")
 	}
+}
+
+// snapTestWriteV2 writes snap as a version 2 file (length and CRC in the
+// header, before the data), as etcdlite wrote them in data-dir format 1.
+func snapTestWriteV2(t *testing.T, dir string, snap raftpb.Snapshot) {
+	t.Helper()
+	cs, err := snap.Metadata.ConfState.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf := snapFile{Magic: snapMagic, Version: snapVersionV2, Index: snap.Metadata.Index, Term: snap.Metadata.Term,
+		ConfState: cs, DataLen: uint64(len(snap.Data)), data: snap.Data}
+	sf.CRC = snapChecksum(&sf)
+	var b bytes.Buffer
+	if err := gob.NewEncoder(&b).Encode(&sf); err != nil {
+		t.Fatal(err)
+	}
+	b.Write(snap.Data)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, snapFileName(snap.Metadata.Term, snap.Metadata.Index)), b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSnapshotterVersions checks that version 2 files are still read, that
+// version 3 files end with the data's length and CRC, and that a damaged
+// trailer or header of either version is refused.
+func TestSnapshotterVersions(t *testing.T) {
+	tests := []struct {
+		name    string
+		write   func(t *testing.T, dir string, snap raftpb.Snapshot)
+		damage  func(b []byte) []byte
+		loadErr bool
+	}{
+		{"v2", snapTestWriteV2, nil, false},
+		{"v3", func(t *testing.T, dir string, snap raftpb.Snapshot) {
+			if err := NewSnapshotter(dir, 0).Save(snap); err != nil {
+				t.Fatal(err)
+			}
+		}, nil, false},
+		{"v3 length in trailer off by one", nil, func(b []byte) []byte {
+			b[len(b)-snapTrailerLen]++
+			return b
+		}, true},
+		{"v3 CRC flipped", nil, func(b []byte) []byte {
+			b[len(b)-1] ^= 1
+			return b
+		}, true},
+		{"v3 trailer cut", nil, func(b []byte) []byte { return b[:len(b)-snapTrailerLen+3] }, true},
+		{"v2 data cut", snapTestWriteV2, func(b []byte) []byte { return b[:len(b)-1] }, true},
+		{"v2 data flipped", snapTestWriteV2, func(b []byte) []byte {
+			b[len(b)-1] ^= 1
+			return b
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			snap := snapTestSnap(500, 3, 70000)
+			write := tt.write
+			if write == nil {
+				write = func(t *testing.T, dir string, snap raftpb.Snapshot) {
+					if err := NewSnapshotter(dir, 0).Save(snap); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			write(t, dir, snap)
+			path := filepath.Join(dir, snapFileName(3, 500))
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.damage != nil {
+				if err := os.WriteFile(path, tt.damage(b), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, release, err := NewSnapshotter(dir, 0).Load(nil)
+			if tt.loadErr {
+				if !errors.Is(err, ErrNoSnapshot) {
+					release()
+					t.Fatalf("damaged file loaded: %v", err)
+				}
+				if _, err := os.Stat(path + snapBrokenExt); err != nil {
+					t.Fatalf("damaged file not set aside: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer release()
+			snapTestEqual(t, got, snap)
+		})
+	}
+}
+
+// TestSnapshotterStreamedWrite checks a file streamed through a snapWriter
+// in pieces: it is not a snapshot until committed, a Load meanwhile leaves
+// its temporary file alone, an aborted one leaves nothing, and a committed
+// one reads back whole.
+func TestSnapshotterStreamedWrite(t *testing.T) {
+	dir := t.TempDir()
+	s := NewSnapshotter(dir, 0)
+	want := snapTestSnap(77, 2, 300000)
+	w, err := s.Create(want.Metadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := want.Data; len(p) > 0; {
+		n := min(len(p), 4096+len(p)%777)
+		if _, err := w.Write(p[:n]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[n:]
+	}
+	if _, _, err := s.Load(nil); !errors.Is(err, ErrNoSnapshot) {
+		t.Fatalf("Load while writing: %v, want ErrNoSnapshot", err)
+	}
+	if _, err := os.Stat(w.tmp); err != nil {
+		t.Fatalf("Load removed the file being written: %v", err)
+	}
+	aborted, err := s.Create(snapTestSnap(99, 2, 10).Metadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aborted.Write([]byte("partial"))
+	aborted.Abort()
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if names := snapTestNames(t, dir); len(names) != 1 || names[0] != snapFileName(2, 77) {
+		t.Fatalf("files %v, want only the committed one", names)
+	}
+	got, release, err := s.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	snapTestEqual(t, got, want)
 }

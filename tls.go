@@ -177,6 +177,10 @@ func (s *tlsSide) refresh() error {
 	return nil
 }
 
+// errNoPEMCertificate is loadCertPool's error for a file that holds no
+// PEM certificate.
+var errNoPEMCertificate = errors.New("no PEM certificate found")
+
 // loadCertPool reads the PEM certificates of file into a pool.
 func loadCertPool(file string) (*x509.CertPool, error) {
 	data, err := os.ReadFile(file)
@@ -185,7 +189,7 @@ func loadCertPool(file string) (*x509.CertPool, error) {
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("%s: no PEM certificate found", file)
+		return nil, fmt.Errorf("%s: %w", file, errNoPEMCertificate)
 	}
 	return pool, nil
 }

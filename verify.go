@@ -44,7 +44,7 @@ func runVerify(args []string, out, errOut io.Writer) int {
 		fmt.Fprintln(errOut, "etcdlite verify: usage: etcdlite verify --data-dir DIR [--wal-dir DIR]")
 		return 1
 	}
-	if _, err := checkDataFormat(*dataDir); err != nil {
+	if _, _, err := checkDataFormat(*dataDir); err != nil {
 		fmt.Fprintf(errOut, "etcdlite verify: %v\n", err)
 		return 1
 	}

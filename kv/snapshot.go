@@ -8,6 +8,8 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"sync/atomic"
 	"unsafe"
 )
@@ -92,8 +94,27 @@ func (a *snapArena) string(b []byte) string {
 	return unsafe.String(&p[0], len(p)) // p is never written again
 }
 
-// Save encodes the whole tree and the event history (not the watchers).
+// Save encodes the whole tree and the event history (not the watchers)
+// into memory; SaveTo streams the same bytes to a writer.
 func (s *Store) Save() ([]byte, error) {
+	var buf bytes.Buffer
+	// sized after the last snapshot, so that a large one is not copied
+	// again and again as it grows
+	hint := int(s.saveSize.Load())
+	buf.Grow(hint + hint/8)
+	if _, err := s.SaveTo(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// snapChunk is how many bytes of node records SaveTo gathers per write.
+const snapChunk = 64 << 10
+
+// SaveTo writes the saved store to w as it encodes it, snapChunk bytes at a
+// time, and returns how many bytes it wrote. The store's lock is held
+// throughout: the tree stays as it is at the snapshot's index.
+func (s *Store) SaveTo(w io.Writer) (int64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	h := snapHeader{Format: snapFormat, Index: s.index, Stats: s.stats.snapshot()}
@@ -106,29 +127,51 @@ func (s *Store) Save() ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(&h); err != nil {
-		return nil, fmt.Errorf("encode store: %w", err)
+		return 0, fmt.Errorf("encode store: %w", err)
 	}
-	// sized after the last snapshot, so that a large one is not copied
-	// again and again as it grows
-	hint := int(s.saveSize.Load())
-	out := make([]byte, buf.Len(), buf.Len()+8+hint+hint/8)
-	copy(out, buf.Bytes())
-	out = binary.LittleEndian.AppendUint64(out, 0) // the node count, once known
-	count := 0
+	// the node count comes first, so the tree is counted before it is written
+	var count func(n *node) uint64
+	count = func(n *node) uint64 {
+		c := uint64(1)
+		for _, child := range n.children {
+			c += count(child)
+		}
+		return c
+	}
+	out := binary.LittleEndian.AppendUint64(buf.Bytes(), count(s.root)-1)
+	var written int64
+	var werr error
+	flush := func() {
+		if werr == nil {
+			var n int
+			n, werr = w.Write(out)
+			written += int64(n)
+		}
+		out = out[:0]
+	}
+	out = slices.Grow(out, snapChunk)
 	var walk func(n *node, name string, depth uint64)
 	walk = func(n *node, name string, depth uint64) {
 		out = appendSnapNode(out, n, name, depth)
-		count++
+		if len(out) >= snapChunk {
+			flush()
+		}
 		for childName, c := range n.children {
+			if werr != nil {
+				return
+			}
 			walk(c, childName, depth+1)
 		}
 	}
 	for name, c := range s.root.children {
 		walk(c, name, 0)
 	}
-	binary.LittleEndian.PutUint64(out[buf.Len():], uint64(count))
-	s.saveSize.Store(int64(len(out)))
-	return out, nil
+	flush()
+	if werr != nil {
+		return written, fmt.Errorf("save store: %w", werr)
+	}
+	s.saveSize.Store(written)
+	return written, nil
 }
 
 // appendSnapNode appends n's record to b.
