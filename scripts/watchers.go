@@ -11,11 +11,18 @@
 //	ulimit -n 30000
 //	go run scripts/watchers.go -url http://127.0.0.1:17101 -pid $(pgrep -n etcdlite) -n 10000
 //
+// An https URL is dialled with TLS (HTTP/1.1, no ALPN), trusting -cacert and
+// presenting -cert/-certkey when given:
+//
+//	go run scripts/watchers.go -url https://127.0.0.1:17101 -cacert ca.crt -cert client.crt -certkey client.key -pid ... -n 2000
+//
 // Only 127.0.0.1 is meant: the watchers' connections are all from here.
 package main
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -39,15 +46,47 @@ func main() {
 	key := flag.String("key", "foo", "the key watched")
 	settle := flag.Duration("settle", 2*time.Second, "wait after the watchers are registered before reading RSS")
 	hold := flag.Duration("hold", 0, "keep the watchers open this long after reading RSS (to profile the server)")
+	cacert := flag.String("cacert", "", "https: the CA certificate to trust")
+	cert := flag.String("cert", "", "https: the client certificate to present")
+	keyFile := flag.String("certkey", "", "https: the client certificate's key")
 	flag.Parse()
-	if err := run(*base, *pid, *n, *key, *settle, *hold); err != nil {
+	tc, err := tlsConfig(*cacert, *cert, *keyFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "watchers:", err)
+		os.Exit(1)
+	}
+	if err := run(*base, *pid, *n, *key, *settle, *hold, tc); err != nil {
 		fmt.Fprintln(os.Stderr, "watchers:", err)
 		os.Exit(1)
 	}
 }
 
+// tlsConfig is the client's TLS configuration from the -cacert, -cert and
+// -certkey files (each optional).
+func tlsConfig(cacert, cert, key string) (*tls.Config, error) {
+	tc := &tls.Config{}
+	if cacert != "" {
+		pem, err := os.ReadFile(cacert)
+		if err != nil {
+			return nil, err
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no certificate", cacert)
+		}
+	}
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, err
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return tc, nil
+}
+
 // run is the whole measurement.
-func run(base string, pid, n int, key string, settle, hold time.Duration) error {
+func run(base string, pid, n int, key string, settle, hold time.Duration, tc *tls.Config) error {
 	u, err := url.Parse(base)
 	if err != nil {
 		return err
@@ -55,7 +94,11 @@ func run(base string, pid, n int, key string, settle, hold time.Duration) error 
 	if pid <= 0 {
 		return fmt.Errorf("-pid is needed")
 	}
-	hc := &http.Client{Timeout: 10 * time.Second}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+	dial := func() (net.Conn, error) { return net.Dial("tcp", u.Host) }
+	if u.Scheme == "https" {
+		dial = func() (net.Conn, error) { return tls.Dial("tcp", u.Host, tc) }
+	}
 	if err := put(hc, base, key, "warm"); err != nil {
 		return fmt.Errorf("warm-up write: %w", err)
 	}
@@ -72,7 +115,7 @@ func run(base string, pid, n int, key string, settle, hold time.Duration) error 
 	conns := make([]net.Conn, n)
 	req := "GET /v2/keys/" + key + "?wait=true HTTP/1.1\r\nHost: " + u.Host + "\r\n\r\n"
 	for i := range conns {
-		c, err := net.Dial("tcp", u.Host)
+		c, err := dial()
 		if err != nil {
 			return fmt.Errorf("watcher %d: %w (ulimit -n?)", i, err)
 		}
