@@ -177,6 +177,20 @@ func (p *parkedWatch) readOne() {
 	p.read <- err
 }
 
+// watchClient is the reader while the watch waits. Over TLS it first waits
+// for the socket to bring something (peeked at, longpoll_unix.go), so that
+// the waiting goroutine's stack stays small (a TLS read is deep), and only
+// then reads, as readOne.
+func (p *parkedWatch) watchClient() {
+	if tc, ok := p.c.(*tls.Conn); ok {
+		if err := awaitReadable(tc.NetConn()); err != nil && !errors.Is(err, errNoPeek) {
+			p.read <- err
+			return
+		}
+	}
+	p.readOne()
+}
+
 // wait waits for the event, the client leaving or the member stopping,
 // then answers.
 func (p *parkedWatch) wait() {
@@ -192,7 +206,7 @@ func (p *parkedWatch) wait() {
 // waitEvent returns the event (ok false when the watcher was dropped) and
 // whether to answer; the reader is stopped when it returns.
 func (p *parkedWatch) waitEvent() (ev *kv.Event, ok, answer bool) {
-	go p.readOne()
+	go p.watchClient()
 	for {
 		select {
 		case err := <-p.read:
@@ -203,7 +217,7 @@ func (p *parkedWatch) waitEvent() (ev *kv.Event, ok, answer bool) {
 			if len(p.pending) > maxParkedPending {
 				return nil, false, false
 			}
-			go p.readOne()
+			go p.watchClient()
 		case ev, ok = <-p.watcher.EventChan():
 			// stop the reader, keeping a byte it may have read
 			if err := p.c.SetReadDeadline(aLongTimeAgo); err != nil {
