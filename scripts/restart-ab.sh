@@ -3,8 +3,9 @@
 # one data dir (kept by KEEP=DIR scripts/restart-bench.sh), interleaved
 # (A B A B ... then B A B A ..., so that a trend on a noisy machine falls on
 # each binary alike): each restart is a kill -9 of the running member and a
-# start on its own copy, timed until a GET of KEY answers 200; the resident
-# memory WAIT seconds after that read is reported too.
+# start on its own copy, timed until a GET of KEY answers 200, with the CPU
+# time and minor page faults the process took until then; the resident
+# memory WAIT seconds after that read and the peak are reported too.
 #
 #   DIR=/tmp/keep ROUNDS=10 scripts/restart-ab.sh ./old ./new
 #
@@ -46,13 +47,16 @@ for r in $(seq 1 "$ROUNDS"); do
       --initial-cluster "$NAME=$p" >>"$work/log$i" 2>&1 &
     pid=$!
     took=$(first_read "$t0")
+    # CPU (user + system) and minor page faults of the process until then
+    read -r cpu flt < <(sed 's/.*) //' /proc/$pid/stat | awk -v hz="$(getconf CLK_TCK)" '{printf "%d %d", ($12 + $13) * 1000 / hz, $8}')
     sleep "$WAIT"
     rss=$(awk '/VmRSS/ {printf "%d", $2 / 1024}' /proc/$pid/status)
-    echo "round $r bin $i ${bins[$i]}: first read after $took s, RSS ${rss} MB $WAIT s later"
+    hwm=$(awk '/VmHWM/ {printf "%d", $2 / 1024}' /proc/$pid/status)
+    echo "round $r bin $i ${bins[$i]}: first read after $took s, RSS ${rss} MB $WAIT s later, cpu $cpu ms, minflt $flt, peak $hwm MB"
     kill -9 "$pid"; wait "$pid" 2>/dev/null; pid=""
   done
 done | tee "$work/out"
 for i in "${!bins[@]}"; do
-  grep " bin $i " "$work/out" | awk '{print $9, $12}' | sort -n |
-    awk -v b="$i ${bins[$i]}" '{t[NR]=$1; m+=$2} END {printf "bin %s: %d restarts, first read median %.3f s (min %.3f, max %.3f), RSS mean %.0f MB\n", b, NR, (NR%2 ? t[(NR+1)/2] : (t[NR/2]+t[NR/2+1])/2), t[1], t[NR], m/NR}'
+  grep " bin $i " "$work/out" | awk '{print $9, $12, $18, $21, $23}' | sort -n |
+    awk -v b="$i ${bins[$i]}" '{t[NR]=$1; m+=$2; c+=$3; f+=$4; h+=$5} END {printf "bin %s: %d restarts, first read median %.3f s (min %.3f, max %.3f), RSS mean %.0f MB, cpu mean %.0f ms, minflt mean %.0f, peak mean %.0f MB\n", b, NR, (NR%2 ? t[(NR+1)/2] : (t[NR/2]+t[NR/2+1])/2), t[1], t[NR], m/NR, c/NR, f/NR, h/NR}'
 done

@@ -1,0 +1,71 @@
+// Tests of the end of recovery: the collector during and after the replay.
+
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"runtime/metrics"
+	"strings"
+	"testing"
+	"time"
+)
+
+// readRuntimeMetric returns the value of one runtime/metrics uint64 metric.
+func readRuntimeMetric(t *testing.T, name string) uint64 {
+	t.Helper()
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		t.Fatalf("runtime metric %s: kind %v", name, s[0].Value.Kind())
+	}
+	return s[0].Value.Uint64()
+}
+
+// TestRecoveryCollectsOnceAfterServing restarts a member with megabytes of
+// log to replay: no collection runs from the start of recovery until the
+// member serves clients (before, the collector resumed at the end of
+// recovery with the goal of the empty heap, and marked the whole store
+// while the log was applied and the member elected itself), then one does,
+// and the collector's setting is back to what it was.
+func TestRecoveryCollectsOnceAfterServing(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	m := startTestMember(t, cfg)
+	value := strings.Repeat("v", 2048)
+	const keys = 3000 // about 6 MB of log and as much garbage replaying it: over the collector's smallest goal
+	for i := 0; i < keys; i++ {
+		if code, _, body := m.do(t, "PUT", fmt.Sprintf("/v2/keys/k%d", i), url.Values{"value": {value}}); code != 201 {
+			t.Fatalf("put %d: %d %s", i, code, body)
+		}
+	}
+	m.stop(t)
+
+	gogc := readRuntimeMetric(t, "/gc/gogc:percent")
+	before := readRuntimeMetric(t, "/gc/cycles/total:gc-cycles")
+	s, err := startServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = &testMember{server: s, URL: "http://" + s.ClientAddrs()[0], cfg: cfg}
+	t.Cleanup(func() { m.stop(t) })
+	select {
+	case <-s.ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not serving after 10 s")
+	}
+	if n := readRuntimeMetric(t, "/gc/cycles/total:gc-cycles") - before; n != 0 {
+		t.Errorf("%d collections between the start of recovery and serving clients, want none", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for readRuntimeMetric(t, "/gc/gogc:percent") != gogc || readRuntimeMetric(t, "/gc/cycles/total:gc-cycles") == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after serving: GOGC %d (want %d again), %d collections since the start (want one at least)",
+				readRuntimeMetric(t, "/gc/gogc:percent"), gogc, readRuntimeMetric(t, "/gc/cycles/total:gc-cycles")-before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, _, body := m.do(t, "GET", fmt.Sprintf("/v2/keys/k%d", keys-1), nil); code != 200 || !strings.Contains(body, value) {
+		t.Fatalf("get k%d after restart: %d %.100s", keys-1, code, body)
+	}
+}
