@@ -22,7 +22,9 @@ trap cleanup EXIT
 c=http://127.0.0.1:$PORT p=http://127.0.0.1:$((PORT + 1))
 bins=()
 for b in "$@"; do bins+=("$(readlink -f "$b")"); done
-for i in "${!bins[@]}"; do cp -a "$DIR" "$work/d$i"; done
+# --sparse=always: the preallocated, never written end of the last segment
+# stays a hole, as in the member's own data dir (a plain copy writes zeros)
+for i in "${!bins[@]}"; do cp -a --sparse=always "$DIR" "$work/d$i"; done
 
 # first_read: seconds until GET $c/v2/keys/$KEY answers 200.
 first_read() {

@@ -119,7 +119,7 @@ run() { # run NAME EXE PORT [flags]
   done
   grep -h "recovery complete\|recovered" "$work/$name.log" | tail -n $((2 * ROUNDS)) | sed "s/^/  $name log: /"
   kill -9 "$pid"; wait "$pid" 2>/dev/null; pid=""
-  if [ -n "${KEEP:-}" ] && [ "$name" = etcdlite ]; then rm -rf "$KEEP"; cp -a "$work/$name" "$KEEP"; echo "data dir kept in $KEEP"; fi
+  if [ -n "${KEEP:-}" ] && [ "$name" = etcdlite ]; then rm -rf "$KEEP"; cp -a --sparse=always "$work/$name" "$KEEP"; echo "data dir kept in $KEEP"; fi
 }
 
 echo "keys: $KEYS of 64 bytes, $REWRITE of them rewritten, $ROUNDS restarts each"
