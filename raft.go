@@ -261,6 +261,10 @@ func (s *server) handleReady(rd raft.Ready) error {
 	}
 	if rd.SoftState != nil {
 		changed := s.leader.Swap(rd.SoftState.Lead) != rd.SoftState.Lead
+		if rd.SoftState.Lead != 0 && !s.sawLeader {
+			s.sawLeader = true
+			close(s.leaderSeen)
+		}
 		s.stats.setState(rd.SoftState.RaftState, rd.SoftState.Lead)
 		if changed {
 			s.leaderChanged()

@@ -60,6 +60,8 @@ type server struct {
 	replayTo      uint64                // commit index the log held at start; 0 once replayed
 	replayStart   time.Time             // when recovery began
 	recoveryGC    func()                // resumes the collector recovery paused (startup.go); nil once called
+	leaderSeen    chan struct{}         // closed once this member first knows a leader (publish waits for it)
+	sawLeader     bool                  // leaderSeen is closed
 	encoding      bool                  // the store is being encoded for a snapshot: committed entries wait
 	encodingStart time.Time             // when it began
 	deferred      []raftpb.Entry        // committed entries waiting for the encoding to end
@@ -102,6 +104,7 @@ func startServer(cfg *config) (*server, error) {
 		encoded:     make(chan encodedStore, 1),
 		done:        make(chan struct{}),
 		ready:       make(chan struct{}),
+		leaderSeen:  make(chan struct{}),
 		waits:       waitList{m: map[uint64]waiter{}},
 		readIndexes: waitList{m: map[uint64]waiter{}},
 		inbox:       newRaftInbox(),
