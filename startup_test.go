@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"runtime/metrics"
 	"strings"
@@ -67,5 +68,32 @@ func TestRecoveryCollectsOnceAfterServing(t *testing.T) {
 	}
 	if code, _, body := m.do(t, "GET", fmt.Sprintf("/v2/keys/k%d", keys-1), nil); code != 200 || !strings.Contains(body, value) {
 		t.Fatalf("get k%d after restart: %d %.100s", keys-1, code, body)
+	}
+}
+
+// TestRecoveryFailedStartResumesCollector restarts a member whose client
+// port is taken: start-up fails after recovery paused the collector, and
+// the collector must be on again.
+func TestRecoveryFailedStartResumesCollector(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	m := startTestMember(t, cfg)
+	if code, _, body := m.do(t, "PUT", "/v2/keys/k", url.Values{"value": {"v"}}); code != 201 {
+		t.Fatalf("put: %d %s", code, body)
+	}
+	m.stop(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg.ListenClientURLs = mustURLs(t, "http://"+taken.Addr().String())
+	gogc := readRuntimeMetric(t, "/gc/gogc:percent")
+	if s, err := startServer(cfg); err == nil {
+		(&testMember{server: s}).stop(t)
+		t.Fatalf("started on a taken port %s", taken.Addr())
+	}
+	if got := readRuntimeMetric(t, "/gc/gogc:percent"); got != gogc {
+		t.Fatalf("GOGC %d after a failed start, want %d", got, gogc)
 	}
 }
