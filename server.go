@@ -343,8 +343,11 @@ func (s *server) recover(walDir string) error {
 	s.replayTo = st.HardState.Commit
 	s.replayFrom = s.appliedIndex
 	s.replayStart = time.Now()
-	if s.replayTo <= s.appliedIndex {
+	switch {
+	case s.replayTo <= s.appliedIndex:
 		s.replayed() // nothing committed after the snapshot: nothing to replay (startup.go)
+	case !replayFitsPause(len(snap.Data), st.Entries, s.appliedIndex, s.replayTo):
+		s.resumeRecoveryGC() // a long log: collect while it is replayed
 	}
 	return nil
 }
