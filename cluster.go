@@ -451,11 +451,14 @@ func (s *server) join(walDir string) ([]memberView, error) {
 // has the first leader record the cluster version, as etcd does.
 func (s *server) publish() {
 	attrs := mustJSON(attributes{Name: s.cfg.Name, ClientURLs: urlsToStrings(s.cfg.AdvertiseClientURLs)})
+	first := s.leaderSeen // the first leader wakes this at once; later waits poll
 	for {
 		if s.leader.Load() == 0 {
 			select {
 			case <-s.stopc:
 				return
+			case <-first:
+				first = nil
 			case <-time.After(10 * time.Millisecond):
 			}
 			continue

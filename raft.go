@@ -12,7 +12,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -88,6 +87,7 @@ func (s *server) raftConfig() *raft.Config {
 // goroutine that applies entries to the store, in log order.
 func (s *server) run() {
 	defer close(s.runDone)
+	defer s.resumeRecoveryGC() // stopped before the log was replayed
 	defer s.closeInbox()
 	ticker := time.NewTicker(time.Duration(s.cfg.HeartbeatMs) * time.Millisecond)
 	defer ticker.Stop()
@@ -261,6 +261,10 @@ func (s *server) handleReady(rd raft.Ready) error {
 	}
 	if rd.SoftState != nil {
 		changed := s.leader.Swap(rd.SoftState.Lead) != rd.SoftState.Lead
+		if rd.SoftState.Lead != 0 && !s.sawLeader {
+			s.sawLeader = true
+			close(s.leaderSeen)
+		}
 		s.stats.setState(rd.SoftState.RaftState, rd.SoftState.Lead)
 		if changed {
 			s.leaderChanged()
@@ -393,12 +397,7 @@ func (s *server) apply(ents []raftpb.Entry) error {
 	s.appliedIndexPub.Store(s.appliedIndex)
 	s.appliedWait.advance(s.appliedIndex)
 	if s.replayTo != 0 && s.appliedIndex >= s.replayTo {
-		slog.Info("recovery complete", "snapshot-index", s.snapshotIndex, "entries-replayed", s.appliedIndex-s.replayFrom,
-			"keys-index", s.store.Index(), "took", time.Since(s.replayStart).Round(time.Millisecond))
-		s.replayTo = 0
-		// What recovery read and decoded is garbage now; without a collection
-		// and a release the runtime would keep that memory for minutes.
-		go debug.FreeOSMemory()
+		s.replayed() // startup.go
 	}
 	return nil
 }

@@ -47,7 +47,9 @@ func TestRestartFromDir(t *testing.T) {
 	}
 }
 
-// copyTree copies the regular files and directories under src to dst.
+// copyTree copies the regular files and directories under src to dst. Runs
+// of zeros become holes, so that the preallocated, never written end of a
+// log segment reads as it does in the member's own data dir.
 func copyTree(src, dst string) error {
 	return filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
@@ -73,10 +75,34 @@ func copyTree(src, dst string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(out, in); err != nil {
+		if err := copySparse(out, in, fi.Size()); err != nil {
 			out.Close()
 			return err
 		}
 		return out.Close()
 	})
+}
+
+// copySparse copies size bytes from in to out, seeking over blocks of zeros
+// instead of writing them.
+func copySparse(out, in *os.File, size int64) error {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := io.ReadFull(in, buf)
+		if n > 0 {
+			if walAllZero(buf[:n]) {
+				if _, err := out.Seek(int64(n), io.SeekCurrent); err != nil {
+					return err
+				}
+			} else if _, err := out.Write(buf[:n]); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return out.Truncate(size)
+		}
+		if err != nil {
+			return err
+		}
+	}
 }

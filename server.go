@@ -59,6 +59,9 @@ type server struct {
 	replayFrom    uint64                // applied index when recovery began
 	replayTo      uint64                // commit index the log held at start; 0 once replayed
 	replayStart   time.Time             // when recovery began
+	recoveryGC    func()                // resumes the collector recovery paused (startup.go); nil once called
+	leaderSeen    chan struct{}         // closed once this member first knows a leader (publish waits for it)
+	sawLeader     bool                  // leaderSeen is closed
 	encoding      bool                  // the store is being encoded for a snapshot: committed entries wait
 	encodingStart time.Time             // when it began
 	deferred      []raftpb.Entry        // committed entries waiting for the encoding to end
@@ -101,6 +104,7 @@ func startServer(cfg *config) (*server, error) {
 		encoded:     make(chan encodedStore, 1),
 		done:        make(chan struct{}),
 		ready:       make(chan struct{}),
+		leaderSeen:  make(chan struct{}),
 		waits:       waitList{m: map[uint64]waiter{}},
 		readIndexes: waitList{m: map[uint64]waiter{}},
 		inbox:       newRaftInbox(),
@@ -124,6 +128,7 @@ func startServer(cfg *config) (*server, error) {
 	defer func() {
 		if !ok {
 			s.closeStorage()
+			s.resumeRecoveryGC()
 		}
 	}()
 	if err := ensureDataFormat(cfg.DataDir); err != nil {
@@ -266,8 +271,9 @@ func (s *server) recover(walDir string) error {
 	// What recovery allocates (the tree, the log after the snapshot) stays
 	// live: collecting while the heap grows from nothing to that would
 	// only mark it again and again (at a million keys, a dozen cycles and
-	// write barriers on every node built). One collection at the end does.
-	defer pauseGC()()
+	// write barriers on every node built). One collection, once the log is
+	// replayed and clients are served, does (startup.go).
+	s.recoveryGC = pauseGC()
 	// The newest snapshot that verifies, then the log after it. Should the
 	// log not continue from it (a crash between writing the snapshot and
 	// recording it in the log), let the log say which snapshot it covers.
@@ -337,6 +343,12 @@ func (s *server) recover(walDir string) error {
 	s.replayTo = st.HardState.Commit
 	s.replayFrom = s.appliedIndex
 	s.replayStart = time.Now()
+	switch {
+	case s.replayTo <= s.appliedIndex:
+		s.replayed() // nothing committed after the snapshot: nothing to replay (startup.go)
+	case !replayFitsPause(len(snap.Data), st.Entries, s.appliedIndex, s.replayTo):
+		s.resumeRecoveryGC() // a long log: collect while it is replayed
+	}
 	return nil
 }
 

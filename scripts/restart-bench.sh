@@ -14,12 +14,15 @@
 # ROUNDS restarts are timed per server (each a kill -9 of the last one).
 # KEEP=DIR keeps a copy of etcdlite's data dir (member "etcdlite") for
 # go test -run TestRestartFromDir -restart.dir DIR -cpuprofile cpu.out .
+# PORT (24379) and ETCD_PORT (25379) are the client ports (the peer port is
+# one above); TMPDIR holds the data dirs.
 # TARGET_FLAGS adds flags to etcdlite's command line (e.g. --snapshot-count).
 # Needs wrk and curl; timings on a shared machine are noisy: repeat them.
 set -u
 bin=$(readlink -f "${1:-./etcdlite}")
 KEYS=${KEYS:-100000}; REWRITE=${REWRITE:-0}; ROUNDS=${ROUNDS:-2}; ETCD=${ETCD:-1}; CONNS=${CONNS:-64}
-work=$(mktemp -d /tmp/restartbench.XXXX)
+PORT=${PORT:-24379}; ETCD_PORT=${ETCD_PORT:-25379}
+work=$(mktemp -d "${TMPDIR:-/tmp}/restartbench.XXXX")
 pid=""
 cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
@@ -116,12 +119,12 @@ run() { # run NAME EXE PORT [flags]
   done
   grep -h "recovery complete\|recovered" "$work/$name.log" | tail -n $((2 * ROUNDS)) | sed "s/^/  $name log: /"
   kill -9 "$pid"; wait "$pid" 2>/dev/null; pid=""
-  if [ -n "${KEEP:-}" ] && [ "$name" = etcdlite ]; then rm -rf "$KEEP"; cp -a "$work/$name" "$KEEP"; echo "data dir kept in $KEEP"; fi
+  if [ -n "${KEEP:-}" ] && [ "$name" = etcdlite ]; then rm -rf "$KEEP"; cp -a --sparse=always "$work/$name" "$KEEP"; echo "data dir kept in $KEEP"; fi
 }
 
 echo "keys: $KEYS of 64 bytes, $REWRITE of them rewritten, $ROUNDS restarts each"
-run etcdlite "$bin" 24379 ${TARGET_FLAGS:-}
+run etcdlite "$bin" "$PORT" ${TARGET_FLAGS:-}
 if [ "$ETCD" = 1 ]; then
   command -v etcd >/dev/null || { echo "etcd not installed (apt-get install etcd-server)"; exit 2; }
-  run etcd etcd 25379 --enable-v2=true
+  run etcd etcd "$ETCD_PORT" --enable-v2=true
 fi
