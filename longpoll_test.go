@@ -61,14 +61,8 @@ func parkedWaiting(t *testing.T) int {
 // including one the client sent ahead while it waited.
 func TestParkedWatchAnswers(t *testing.T) {
 	m := startTestMember(t, nil)
-	host := strings.TrimPrefix(m.URL, "http://")
-	c, err := net.Dial("tcp", host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, host := dialWatch(t, m, "p")
 	br := bufio.NewReader(c)
-	io.WriteString(c, "GET /v2/keys/p?wait=true HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
 	waitWatchers(t, m, 1)
 	// a request sent ahead, while the watch waits
 	io.WriteString(c, "GET /v2/keys/p HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
@@ -159,17 +153,8 @@ func TestParkedWatchAnswers(t *testing.T) {
 // closes the parked connections.
 func TestParkedWatchClientLeaves(t *testing.T) {
 	m := startTestMember(t, nil)
-	host := strings.TrimPrefix(m.URL, "http://")
-	dial := func(key string) net.Conn {
-		c, err := net.Dial("tcp", host)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(c, "GET /v2/keys/"+key+"?wait=true HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
-		return c
-	}
-	a, b := dial("gone"), dial("stays")
-	defer b.Close()
+	a, _ := dialWatch(t, m, "gone")
+	b, _ := dialWatch(t, m, "stays")
 	waitWatchers(t, m, 2)
 	// a watcher is registered before its connection is hijacked and parked
 	waitFor(t, 10*time.Second, "both watches to be parked", func() bool { return parkedWaiting(t) == 2 })
@@ -229,14 +214,8 @@ func TestParkedWatchIdle(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.hooks.headerTimeout = 200 * time.Millisecond
 	m := startTestMember(t, cfg)
-	host := strings.TrimPrefix(m.URL, "http://")
-	c, err := net.Dial("tcp", host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, host := dialWatch(t, m, "idle")
 	br := bufio.NewReader(c)
-	io.WriteString(c, "GET /v2/keys/idle?wait=true HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
 	waitWatchers(t, m, 1)
 	m.do(t, "PUT", "/v2/keys/idle", url.Values{"value": {"v"}})
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -245,7 +224,7 @@ func TestParkedWatchIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.ReadAll(resp.Body)
-	time.Sleep(5 * cfg.hooks.headerTimeout) // idle, well past the header timeout
+	time.Sleep(5 * m.cfg.hooks.headerTimeout) // idle, well past the header timeout
 	io.WriteString(c, "GET /v2/keys/idle HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
 	resp, err = http.ReadResponse(br, nil)
 	if err != nil {
@@ -274,16 +253,8 @@ func TestParkedWatchTLSIdle(t *testing.T) {
 	p := newTestPKI(t)
 	srv := p.leaf("server", leafOpts{cn: "server", ca: p.ca})
 	cli := p.leaf("client", leafOpts{cn: "client", ca: p.ca, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-	cfg := memberConfig(t, "t", t.TempDir(), "https://127.0.0.1:0", map[string]string{"t": "http://127.0.0.1:0"})
-	cfg.ClientTLS = transportSecurity{CertFile: srv.cert, KeyFile: srv.key, TrustedCAFile: p.ca.file, ClientCertAuth: true}
-	cfg.hooks.headerTimeout = 200 * time.Millisecond
-	s, err := startServer(cfg)
-	if err != nil {
-		t.Fatalf("start server: %v", err)
-	}
-	m := &testMember{server: s, URL: "https://" + s.ClientAddrs()[0], cfg: cfg}
-	t.Cleanup(func() { m.stop(t) })
-	waitFor(t, 10*time.Second, "the member to lead", func() bool { return s.store.Index() >= 3 && s.leader.Load() == s.id })
+	m := startTLSMember(t, transportSecurity{CertFile: srv.cert, KeyFile: srv.key, TrustedCAFile: p.ca.file, ClientCertAuth: true},
+		func(cfg *config) { cfg.hooks.headerTimeout = 200 * time.Millisecond })
 
 	pool, err := loadCertPool(p.ca.file)
 	if err != nil {
@@ -330,7 +301,7 @@ func TestParkedWatchTLSIdle(t *testing.T) {
 	if b := read("the watch"); !strings.Contains(b, `"value":"v"`) {
 		t.Fatalf("the watch: %s", b)
 	}
-	time.Sleep(5 * cfg.hooks.headerTimeout) // idle, well past the header timeout
+	time.Sleep(5 * m.cfg.hooks.headerTimeout) // idle, well past the header timeout
 	if b := get("a request after an idle spell", "/v2/keys/tidle"); !strings.Contains(b, `"value":"v"`) {
 		t.Errorf("a request after an idle spell: %s", b)
 	}
@@ -344,4 +315,18 @@ func TestParkedWatchTLSIdle(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("an unfinished header held the connection %v", d)
 	}
+}
+
+// dialWatch opens a plain connection to m and sends a long-poll watch of
+// key on it; the connection is closed when the test ends.
+func dialWatch(t *testing.T, m *testMember, key string) (c net.Conn, host string) {
+	t.Helper()
+	host = strings.TrimPrefix(m.URL, "http://")
+	c, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	io.WriteString(c, "GET /v2/keys/"+key+"?wait=true HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+	return c, host
 }

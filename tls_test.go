@@ -209,10 +209,13 @@ func logTo(t *testing.T) *captureLog {
 }
 
 // startTLSMember starts one member serving clients on https with sec.
-func startTLSMember(t *testing.T, sec transportSecurity) *testMember {
+func startTLSMember(t *testing.T, sec transportSecurity, tweaks ...func(*config)) *testMember {
 	t.Helper()
 	cfg := memberConfig(t, "t", t.TempDir(), "https://127.0.0.1:0", map[string]string{"t": "http://127.0.0.1:0"})
 	cfg.ClientTLS = sec
+	for _, tweak := range tweaks {
+		tweak(cfg)
+	}
 	s, err := startServer(cfg)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
