@@ -29,16 +29,24 @@ func startTestProxy(t *testing.T, mode, dataDir string, peers ...string) (*proxy
 	cfg := &config{Name: "proxy", DataDir: dataDir, Proxy: mode, InitialCluster: ic, initialClusterSet: true,
 		ListenClientURLs: mustURLs(t, "http://127.0.0.1:0"), InitialClusterState: "new", DiscoveryFallback: "proxy"}
 	setProxyTimings(cfg)
+	p := startProxyNode(t, cfg)
+	return p, "http://" + p.ClientAddrs()[0]
+}
+
+// startProxyNode starts cfg, which must make a proxy, and stops it when the
+// test ends.
+func startProxyNode(t *testing.T, cfg *config) *proxy {
+	t.Helper()
 	n, err := startNode(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	stopNode(t, n)
 	p, ok := n.(*proxy)
 	if !ok {
-		t.Fatalf("started a %T", n)
+		t.Fatalf("started a %T, want a proxy", n)
 	}
-	stopNode(t, p)
-	return p, "http://" + p.ClientAddrs()[0]
+	return p
 }
 
 // fixedPortConfig is a single member's configuration on ports chosen now,
@@ -396,15 +404,7 @@ func TestProxyDataDir(t *testing.T) {
 	cfg := &config{Name: "proxy", DataDir: dir, Proxy: "off", InitialCluster: map[string][]*url.URL{"x": mustURLs(t, freePortURL(t))},
 		ListenClientURLs: mustURLs(t, "http://127.0.0.1:0"), InitialClusterState: "new", DiscoveryFallback: "proxy"}
 	setProxyTimings(cfg)
-	n, err := startNode(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopNode(t, n)
-	p2, ok := n.(*proxy)
-	if !ok {
-		t.Fatalf("restarted as %T, want a proxy", n)
-	}
+	p2 := startProxyNode(t, cfg)
 	putValue(t, "http://"+p2.ClientAddrs()[0], "again", "1")
 	if v := getValue(t, m.URL, "again"); v != "1" {
 		t.Errorf("write through the restarted proxy: %q", v)

@@ -4,7 +4,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -128,15 +127,7 @@ func startMetricsProxy(t *testing.T, mode, peer string) string {
 		ListenMetricsURLs: mustURLs(t, freePortURL(t))}
 	setProxyTimings(cfg)
 	cfg.ProxyFailureWaitMs = 10000
-	n, err := startNode(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, ok := n.(*proxy)
-	if !ok {
-		t.Fatalf("started a %T", n)
-	}
-	stopNode(t, p)
+	p := startProxyNode(t, cfg)
 	// as etcd's proxy, it does not listen on --listen-metrics-urls
 	if resp, err := http.Get(cfg.ListenMetricsURLs[0].String() + "/metrics"); err == nil {
 		resp.Body.Close()
