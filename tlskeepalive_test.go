@@ -75,6 +75,11 @@ func countingClient(t *testing.T, ca string, conns int) (*http.Client, *atomic.I
 	tr := &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: pool},
 		MaxIdleConnsPerHost: conns,
+		// and no more at once: a request that finds none idle while
+		// another's answer is still being read would otherwise dial one
+		// more (net/http races the dial against the conn coming back),
+		// which says nothing about the server keeping connections alive
+		MaxConnsPerHost: conns,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 			if err != nil {
