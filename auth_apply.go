@@ -16,7 +16,6 @@ import (
 	"reflect"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"etcdlite/kv"
 )
@@ -374,12 +373,12 @@ func (s *server) proposeAuth(ctx context.Context, c *authChange) (*authResult, e
 	if err != nil {
 		return nil, err
 	}
-	ch := s.waits.register(c.ID, time.Now().Add(s.requestTimeout()))
+	ch := s.waits.register(c.ID, s.waitDeadline())
 	if !s.inbox.propose(proposal{id: c.ID, data: data, ctx: ctx}) {
 		s.waits.cancel(c.ID)
 		return nil, errStopped
 	}
-	res, err := s.await(ctx, c.ID, ch, &s.waits)
+	res, err := s.await(c.ID, ch, &s.waits)
 	if err != nil {
 		return nil, err
 	}

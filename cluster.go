@@ -271,12 +271,12 @@ func (s *server) proposeConfChange(ctx context.Context, cc raftpb.ConfChange) er
 		return err
 	}
 	cc.ID = nextRequestID()
-	ch := s.waits.register(cc.ID, time.Now().Add(s.requestTimeout()))
+	ch := s.waits.register(cc.ID, s.waitDeadline())
 	if !s.inbox.change(cc) {
 		s.waits.cancel(cc.ID)
 		return errStopped
 	}
-	_, err := s.await(ctx, cc.ID, ch, &s.waits)
+	_, err := s.await(cc.ID, ch, &s.waits)
 	return err
 }
 

@@ -304,7 +304,11 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header()["X-Etcd-Cluster-Id"] = s.clusterIDHeader
 	var kr keyRequest
-	now := s.now()
+	start := time.Now() // the request's duration, and its time unless a test's clock runs
+	now := start
+	if s.clockHook {
+		now = s.now()
+	}
 	if kerr := parseKeyRequest(r, now, &kr); kerr != nil {
 		s.writeError(w, kerr)
 		return
@@ -315,7 +319,6 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	var ev *kv.Event
 	var err error
-	start := time.Now()
 	mi := httpMethodIndex(r.Method, kr.quorum)
 	s.metrics.http.received[mi].Add(1)
 	switch r.Method {

@@ -4,10 +4,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
+
+	"etcdlite/kv"
 )
 
 func TestInboxTakeHoldsProposalsWithoutLeader(t *testing.T) {
@@ -120,5 +123,62 @@ func TestWaitListExpire(t *testing.T) {
 	w.trigger(2, applyResult{})
 	if _, ok := <-late; !ok {
 		t.Fatal("trigger did not deliver")
+	}
+}
+
+// TestProposalOfGoneClient: a write whose client has gone before the raft
+// loop takes it is not proposed, and its wait ends with the context's
+// error at once (await does not watch the context: without the answer from
+// proposeBatch it would wait out the request timeout).
+func TestProposalOfGoneClient(t *testing.T) {
+	m := startTestMember(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.propose(ctx, &kv.Request{Method: kv.MethodPut, Path: "/gone", Value: "v"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("propose with a cancelled context: %v, want context.Canceled", err)
+		}
+	case <-time.After(m.requestTimeout() / 2):
+		t.Fatal("a cancelled proposal waited for the request timeout")
+	}
+	if _, kerr := m.store.Get("/gone", false, false, 0); kerr == nil {
+		t.Fatal("a cancelled proposal was applied")
+	}
+}
+
+// TestWaitDeadline: a wait's deadline, read from the sweep's coarse clock,
+// is never sooner than a request timeout from now, and at most two sweep
+// intervals later.
+func TestWaitDeadline(t *testing.T) {
+	cases := []struct {
+		name      string
+		lastSweep time.Duration // before now; 0: no sweep yet
+	}{
+		{"before the first sweep", 0},
+		{"right after a sweep", time.Millisecond},
+		{"a sweep interval after one", waitSweepInterval},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := &server{cfg: &config{ElectionMs: 1000}}
+			now := time.Now()
+			if c.lastSweep != 0 {
+				s.sweepClock.set(now.Add(-c.lastSweep))
+			}
+			d := s.waitDeadline()
+			min := now.Add(s.requestTimeout())
+			if d.Before(min) {
+				t.Fatalf("deadline %v is %v before a request timeout from now", d, min.Sub(d))
+			}
+			if max := min.Add(2 * waitSweepInterval); d.After(max) {
+				t.Fatalf("deadline %v is %v after a request timeout from now", d, d.Sub(min))
+			}
+		})
 	}
 }

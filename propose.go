@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -137,13 +138,13 @@ func (s *server) propose(ctx context.Context, r *kv.Request) (*kv.Event, error) 
 	if r.Time == 0 {
 		r.Time = s.now().UnixNano()
 	}
-	ch := s.waits.register(r.ID, time.Now().Add(s.requestTimeout()))
+	ch := s.waits.register(r.ID, s.waitDeadline())
 	if !s.inbox.propose(proposal{id: r.ID, data: r.AppendBinary(nil), ctx: ctx}) {
 		s.waits.cancel(r.ID)
 		return nil, errStopped
 	}
 	s.metrics.pending.Add(1)
-	res, err := s.await(ctx, r.ID, ch, &s.waits)
+	res, err := s.await(r.ID, ch, &s.waits)
 	s.metrics.pending.Add(-1)
 	if err != nil {
 		if res.err == nil { // not the store's answer: the proposal failed
@@ -155,8 +156,13 @@ func (s *server) propose(ctx context.Context, r *kv.Request) (*kv.Event, error) 
 }
 
 // await waits for the result registered under id in w: it comes from the
-// raft loop, or is a timeout from the expiry sweep.
-func (s *server) await(ctx context.Context, id uint64, ch chan applyResult, w *waitList) (applyResult, error) {
+// raft loop, or is a timeout from the expiry sweep. The caller's context
+// is not watched: every wait has the sweep's deadline (the contexts callers
+// pass end no sooner), and a client that goes away has its proposal
+// dropped before it is proposed (proposeBatch) or gets no answer after.
+// Not asking a request's context for its Done channel spares making and
+// closing one per write (0.3 µs of a write's 37 µs of CPU in a profile).
+func (s *server) await(id uint64, ch chan applyResult, w *waitList) (applyResult, error) {
 	select {
 	case res := <-ch:
 		switch {
@@ -166,9 +172,6 @@ func (s *server) await(ctx context.Context, id uint64, ch chan applyResult, w *w
 			return res, res.err
 		}
 		return res, nil
-	case <-ctx.Done():
-		w.cancel(id)
-		return applyResult{}, proposalError(ctx.Err())
 	case <-s.stopc:
 		w.cancel(id)
 		return applyResult{}, errStopped
@@ -185,10 +188,36 @@ func (s *server) expireWaits() {
 		case <-s.stopc:
 			return
 		case now := <-t.C:
+			s.sweepClock.set(now)
 			s.waits.expire(now)
 			s.readIndexes.expire(now)
 		}
 	}
+}
+
+// waitDeadline is when a wait registered now is ended by the sweep: a
+// request timeout from now, read from the sweep's own clock (a wait needs
+// no finer one than the sweep that ends it), and one sweep interval later
+// so that the coarser clock never ends a wait sooner than the timeout.
+func (s *server) waitDeadline() time.Time {
+	return s.sweepClock.now().Add(s.requestTimeout() + waitSweepInterval)
+}
+
+// sweepClock is the time as of the last wait sweep. Reading it costs no
+// clock read, which here costs about 0.1 µs (time.Now, a 2-vCPU VM).
+type sweepClock struct {
+	nanos atomic.Int64 // unix nanoseconds; 0 before the first sweep
+}
+
+// set records the time of a sweep.
+func (c *sweepClock) set(t time.Time) { c.nanos.Store(t.UnixNano()) }
+
+// now is the time of the last sweep, or the clock's before the first.
+func (c *sweepClock) now() time.Time {
+	if n := c.nanos.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Now()
 }
 
 // waitSweepInterval is how often overdue waits are looked for.
@@ -218,12 +247,12 @@ func (s *server) linearizableRead(ctx context.Context) error {
 		return err
 	}
 	id := nextRequestID()
-	ch := s.readIndexes.register(id, time.Now().Add(s.requestTimeout()))
+	ch := s.readIndexes.register(id, s.waitDeadline())
 	if !s.inbox.read(id) {
 		s.readIndexes.cancel(id)
 		return errStopped
 	}
-	res, err := s.await(ctx, id, ch, &s.readIndexes)
+	res, err := s.await(id, ch, &s.readIndexes)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -127,6 +128,14 @@ func (s *server) run() {
 // then the client proposals as one batch, membership changes and quorum
 // reads.
 func (s *server) stepInbox() {
+	// Yield first: handlers that are runnable (a burst of clients whose
+	// answers just went out, parsing their next requests) queue their
+	// proposals before the batch is taken, instead of waiting for the next
+	// fsync. With nothing runnable it returns at once. One member,
+	// interleaved A/B (scripts/ab.sh's load): fsyncs per write 0.062 ->
+	// 0.047 with 64 writing clients and 0.052 -> 0.017 with 256, and 5-6%
+	// less CPU per write.
+	runtime.Gosched()
 	b := &s.batch
 	s.inbox.take(b, s.leader.Load() == 0)
 	for i := range b.msgs {
@@ -160,9 +169,11 @@ func (s *server) proposeBatch(props []proposal) {
 	// it is not reused.
 	ents := make([]raftpb.Entry, 0, len(props))
 	for _, p := range props {
-		if p.ctx.Err() == nil {
-			ents = append(ents, raftpb.Entry{Data: p.data})
+		if err := p.ctx.Err(); err != nil {
+			s.waits.trigger(p.id, applyResult{fail: proposalError(err)})
+			continue
 		}
+		ents = append(ents, raftpb.Entry{Data: p.data})
 	}
 	if len(ents) == 0 {
 		return

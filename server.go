@@ -44,6 +44,9 @@ type server struct {
 	stats     *serverStats
 	metrics   *serverMetrics
 	now       func() time.Time // the clock writes are stamped with; tests replace it
+	clockHook bool             // now is a test's clock, not time.Now
+
+	sweepClock sweepClock // the wait sweep's time, for deadlines (propose.go)
 
 	startSnapshotIndex uint64 // the snapshot recovery started from (0: none), for the start-up summary
 
@@ -113,6 +116,7 @@ func startServer(cfg *config) (*server, error) {
 		now:         cfg.hooks.clock,
 		metrics:     newServerMetrics(),
 	}
+	s.clockHook = s.now != nil
 	if s.now == nil {
 		s.now = time.Now
 	}
