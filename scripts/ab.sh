@@ -12,7 +12,7 @@
 # system time of all members, from /proc/<pid>/stat), and with perf installed the system
 # calls and context switches per request (all members). Judge by the medians over the
 # rounds; on a 2-core machine shared with other work, throughput alone says little.
-#   ROUNDS=5 DUR=4 WORKLOADS="write_c64 write_c256 read_c64"
+#   ROUNDS=5 DUR=4 WORKLOADS="write_c1 write_c64 write_c256 read_c64"
 set -u
 A=$(readlink -f "$1") B=$(readlink -f "$2")
 ROUNDS=${ROUNDS:-5} DUR=${DUR:-4} MEMBERS=${MEMBERS:-1} ROLE=${ROLE:-leader}
@@ -84,7 +84,8 @@ for r in $(seq 1 "$ROUNDS"); do
 		if [ $ab = A ]; then p=$PA mine=("${pids[@]:0:$MEMBERS}"); else p=$PB mine=("${pids[@]:$MEMBERS:$MEMBERS}"); fi
 		for wl in $WORKLOADS; do
 			c=${wl#*_c}
-			args=(-t2 -c"$c" -d"${DUR}s")
+			t=2; [ "$c" -lt 2 ] && t=1 # wrk wants a connection per thread at least
+			args=(-t"$t" -c"$c" -d"${DUR}s")
 			if [[ $wl == write* ]]; then args+=(-s "$w/put.lua"); u=http://127.0.0.1:$p; else u=http://127.0.0.1:$p/v2/keys/bench/k0; fi
 			[ -n "$perf" ] && { perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$(IFS=,; echo "${mine[*]}")" -o "$w/perf" -- sleep "$DUR" & pp=$!; }
 			c0=$(cpu "${mine[@]}")
