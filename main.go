@@ -200,6 +200,9 @@ func main() {
 	slog.SetDefault(logger)
 	logStartNotes(cfg)
 
+	if os.Getenv("GOGC") == "" { // the operator's setting wins (gcpace.go)
+		startGCPacer(gcHeapFloor)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	srv, err := startNode(ctx, cfg)
