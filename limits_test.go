@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -337,4 +338,61 @@ func TestHealthDuringLargeWrites(t *testing.T) {
 		t.Error("no write went through")
 	}
 	t.Logf("%d writes of %d MB, %d health probes", written.Load(), len(value)>>20, probes)
+}
+
+// TestBodyGivenBackClosed checks that limitRequests hands the handler a
+// body under a deadline and, once the handler is done, gives the request
+// its own body back: closed when it was read to its end (net/http need not
+// drain it), open when it was not (net/http drains it). The connection
+// stays usable for the next request in both cases.
+func TestBodyGivenBackClosed(t *testing.T) {
+	s := &server{cfg: testConfig(t, t.TempDir())}
+	type seen struct {
+		wrapped, restored bool
+		readAfter         error
+	}
+	got := make(chan seen, 1)
+	readAll := true
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, wrapped := r.Body.(*deadlineBody)
+		if readAll {
+			io.Copy(io.Discard, r.Body)
+		} else {
+			r.Body.Read(make([]byte, 2))
+		}
+		got <- seen{wrapped: wrapped}
+	})
+	limited := s.limitRequests(inner)
+	outer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limited.ServeHTTP(w, r)
+		v := <-got
+		_, stillWrapped := r.Body.(*deadlineBody)
+		v.restored = !stillWrapped
+		_, v.readAfter = r.Body.Read(make([]byte, 1))
+		got <- v
+	})
+	ts := httptest.NewServer(outer)
+	defer ts.Close()
+	for _, tt := range []struct {
+		readAll  bool
+		wantRead error // reading the given-back body after the handler
+	}{
+		{true, http.ErrBodyReadAfterClose},
+		{false, nil}, // open, the rest unread
+	} {
+		readAll = tt.readAll
+		for i := range 2 { // the second request reuses the connection
+			resp, err := http.Post(ts.URL, "application/x-www-form-urlencoded", strings.NewReader("value=abcdef"))
+			if err != nil {
+				t.Fatalf("read all %v, request %d: %v", tt.readAll, i, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			v := <-got
+			if !v.wrapped || !v.restored || v.readAfter != tt.wantRead {
+				t.Errorf("read all %v, request %d: wrapped %v, given back %v, a read after: %v (want %v)",
+					tt.readAll, i, v.wrapped, v.restored, v.readAfter, tt.wantRead)
+			}
+		}
+	}
 }
