@@ -131,20 +131,13 @@ func (s *server) stepInbox() {
 	// Yield first: handlers that are runnable (a burst of clients whose
 	// answers just went out, parsing their next requests) queue their
 	// proposals before the batch is taken, instead of waiting for the next
-	// fsync. One member, scripts/ab.sh both ways: fsyncs per write 0.062
-	// -> 0.047 with 64 writing clients and 0.052 -> 0.017 with 256; CPU
-	// per write 5% and 11% less, 256 clients 18% more writes per second
-	// (BENCHMARKS.md). Only while requests share batches: a lone client's
-	// write would wait for two passes through the scheduler for nothing
-	// (2.4 and 3.9 us in a trace of one writing client).
-	if s.batchShared {
-		runtime.Gosched()
-	}
+	// fsync. With nothing runnable it returns at once. One member,
+	// scripts/ab.sh both ways: fsyncs per write 0.062 -> 0.047 with 64
+	// writing clients and 0.052 -> 0.017 with 256; CPU per write 5% and
+	// 11% less, 256 clients 18% more writes per second (BENCHMARKS.md).
+	runtime.Gosched()
 	b := &s.batch
 	s.inbox.take(b, s.leader.Load() == 0)
-	if n := len(b.props); n > 0 { // a take of none (a tick, a peer's message) changes nothing
-		s.batchShared = n > 1
-	}
 	for i := range b.msgs {
 		if err := s.rn.Step(b.msgs[i]); err != nil {
 			slog.Debug("raft refused a peer message", "type", b.msgs[i].Type.String(), "from", idString(b.msgs[i].From), "err", err)

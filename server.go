@@ -58,7 +58,6 @@ type server struct {
 	confState     raftpb.ConfState
 	campaigned    bool
 	batch         inboxBatch            // the inbox's last take, reused
-	batchShared   bool                  // the last take held proposals of more than one request: stepInbox yields first
 	readBatches   map[uint64]*readBatch // quorum reads waiting for a read index, by batch
 	replayFrom    uint64                // applied index when recovery began
 	replayTo      uint64                // commit index the log held at start; 0 once replayed
