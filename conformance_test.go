@@ -1559,12 +1559,7 @@ func confQuoteBody(s string) string {
 
 func confFreePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("no free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testPorts.pick(t)
 }
 
 func confGoTool() (string, error) {

@@ -104,21 +104,12 @@ func exchange(t testing.TB, addr string, raw []byte) goldenAnswer {
 	return a
 }
 
-// freePorts are n ports the kernel has no listener on now.
+// freePorts are n ports with no listener on them now (testPorts).
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
-	var lns []net.Listener
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
+		ports = append(ports, testPorts.pick(t))
 	}
 	return ports
 }

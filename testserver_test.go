@@ -4,8 +4,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -177,4 +179,46 @@ func childCommand(bin string, args ...string) *exec.Cmd {
 		return exec.Command(emu, append([]string{bin}, args...)...)
 	}
 	return exec.Command(bin, args...)
+}
+
+// Ports that tests pick for servers bound later (a member's peer URLs are
+// in every member's configuration before any binds) come from below the
+// kernel's ephemeral range (32768 and up on Linux): no outgoing connection
+// of this process can take one between its pick and its bind, as happened
+// with ports the kernel picked ("address already in use" in TestProxyWatch
+// and TestSRVBootstrap). 24000-31999 stays clear of the benchmark scripts'
+// ports (compare.sh 22379-22590).
+const (
+	testPortBase = 24000
+	testPortSpan = 8000
+)
+
+// testPortPicker hands out those ports in turn, each found free by a bind.
+type testPortPicker struct {
+	mu   sync.Mutex
+	next int
+}
+
+// testPorts is the process's picker; test binaries run side by side start
+// at different places (by process id).
+var testPorts = &testPortPicker{next: os.Getpid() % testPortSpan}
+
+// pick returns a port no listener has now, and not handed out before in
+// this process (until all 8000 have been).
+func (p *testPortPicker) pick(t testing.TB) int {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for range testPortSpan {
+		port := testPortBase + p.next%testPortSpan
+		p.next++
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
+	}
+	t.Fatalf("no free port in %d-%d", testPortBase, testPortBase+testPortSpan-1)
+	return 0
 }
