@@ -11,6 +11,8 @@
 // gcHeapFloor up, GOGC 100 allows more than the floor and the setting is
 // the default again, so the memory of a large store (issue 16 measures it
 // at 100,000 keys, right after the load and at its peak) does not change.
+// Measured with scripts/ab.sh (three pairs, both orientations): 2.4-2.6 times
+// fewer collections, about 3% less CPU per write and 5% less per read.
 // An operator's GOGC is left alone (main starts no pacer then).
 
 package main
