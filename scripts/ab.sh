@@ -25,15 +25,7 @@ cleanup() {
 	rm -rf "$w"
 }
 trap cleanup EXIT
-cat >"$w/put.lua" <<'LUA'
-local counter = 0
-local value = "value=" .. string.rep("x", 64)
-request = function()
-  counter = counter + 1
-  return wrk.format("PUT", "/v2/keys/bench/k" .. (counter % 1000),
-    {["Content-Type"] = "application/x-www-form-urlencoded"}, value)
-end
-LUA
+cp "$(dirname "$0")/put.lua" "$w/put.lua"
 
 # start NAME EXE BASE: MEMBERS members, client port BASE+2i, peer port BASE+2i+1
 start() {

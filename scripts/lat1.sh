@@ -16,15 +16,7 @@ w=$(mktemp -d /tmp/lat1.XXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$w"; }
 trap cleanup EXIT
-cat >"$w/put.lua" <<'LUA'
-local counter = 0
-local value = "value=" .. string.rep("x", 64)
-request = function()
-  counter = counter + 1
-  return wrk.format("PUT", "/v2/keys/bench/k" .. (counter % 1000),
-    {["Content-Type"] = "application/x-www-form-urlencoded"}, value)
-end
-LUA
+cp "$(dirname "$0")/put.lua" "$w/put.lua"
 start() { # start EXE NAME PORT
 	"$1" --name m --data-dir "$w/$2" --listen-client-urls http://127.0.0.1:$3 --advertise-client-urls http://127.0.0.1:$3 \
 		--listen-peer-urls http://127.0.0.1:$(($3 + 1)) --initial-advertise-peer-urls http://127.0.0.1:$(($3 + 1)) \
