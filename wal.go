@@ -60,6 +60,23 @@ import (
 // somewhat larger.
 const walDefaultSegmentSize int64 = 64 << 20
 
+// walZeroAhead is how far past the end of what it writes the log writes
+// zeros into the last segment's preallocated space, so that the next batches
+// overwrite blocks already written. A preallocated block that was never
+// written is only reserved: the first write into it changes the file's
+// extent map, and that change makes the batch's fdatasync commit the file
+// system's journal. Overwritten blocks need no journal commit, only the data
+// and a cache flush. On the project's machine (ext4 on a virtual disk),
+// BenchmarkWALFdatasyncAhead (3 kB writes, each followed by fdatasync, the
+// size of a batch from 64 clients) took 148-159 µs per write into unwritten
+// space and 128-135 µs into zeroed space; a one-off program measuring
+// getrusage gave 88-95 µs and 63-66 µs of the process's CPU per write, and
+// the journal's kernel thread had less to do as well. With the zeros written
+// 256 kB at a time the journal is committed once per 256 kB of log instead
+// of once per batch. The zeros are written before the batch that needs them
+// and are made durable by its fdatasync.
+const walZeroAhead = 256 << 10
+
 // walOptions are the choices of a log's opener; the zero value is what a
 // member runs with.
 type walOptions struct {
@@ -133,6 +150,8 @@ type WAL struct {
 	maxFiles    int              // segment files ReleaseTo keeps at least (--max-wals); 0 keeps every segment
 	segmentSize int64            // a segment is preallocated to this size and the log moves on once it is reached
 	noPrealloc  bool             // segments are not preallocated (walOptions)
+	zeroedTo    int64            // the last segment holds written bytes (records or zeros) up to here
+	zeros       []byte           // a buffer of zeros for zeroAhead, made on first use
 }
 
 // walSegmentInfo describes one segment file.
@@ -295,6 +314,7 @@ func OpenWAL(dir string, meta WALMetadata, snapIndex, snapTerm uint64, opts walO
 		}
 		w.f = f
 		w.size = int64(r.validEnd)
+		w.zeroedTo = w.size // what lies beyond is not known to be written
 		w.segs = append(w.segs, last)
 	}
 
@@ -341,6 +361,10 @@ func (w *WAL) createSegment(seq, first uint64, prevChain uint32) error {
 		return fail(fmt.Errorf("wal: write segment %s: %w", tmp, err))
 	}
 	w.preallocate(f)
+	zeroedTo, err := w.zeroAhead(f, int64(len(buf)), int64(len(buf)))
+	if err != nil {
+		return fail(fmt.Errorf("wal: write segment %s: %w", tmp, err))
+	}
 	if err := f.Sync(); err != nil {
 		return fail(fmt.Errorf("wal: fsync segment %s: %w", tmp, err))
 	}
@@ -359,6 +383,7 @@ func (w *WAL) createSegment(seq, first uint64, prevChain uint32) error {
 	}
 	w.f = f
 	w.size = int64(len(buf))
+	w.zeroedTo = zeroedTo
 	w.chain = c
 	w.segs = append(w.segs, walSegmentInfo{seq: seq, first: first, path: final})
 	return nil
@@ -378,10 +403,16 @@ func (w *WAL) usable() error {
 // write appends buf (whose last record has chained CRC chain) to the last
 // segment and fsyncs it. Failures make the WAL unusable.
 func (w *WAL) write(buf []byte, chain uint32, sync bool) error {
-	n, err := w.f.WriteAt(buf, w.size)
+	end := w.size + int64(len(buf))
+	zeroedTo, err := w.zeroAhead(w.f, end, w.zeroedTo)
+	n := 0
+	if err == nil {
+		n, err = w.f.WriteAt(buf, w.size)
+	}
 	if err != nil && n > 0 {
 		// Best effort: drop the partial batch so a later open sees a clean tail.
 		_ = w.f.Truncate(w.size)
+		w.zeroedTo = w.size
 	}
 	if err == nil && sync {
 		err = w.fdatasync()
@@ -391,6 +422,7 @@ func (w *WAL) write(buf []byte, chain uint32, sync bool) error {
 		return w.err
 	}
 	w.size += int64(n)
+	w.zeroedTo = max(zeroedTo, w.size)
 	if w.metrics != nil {
 		w.metrics.written.Add(uint64(n))
 	}
@@ -416,6 +448,29 @@ func (w *WAL) preallocate(f *os.File) {
 	if !w.noPrealloc {
 		walPreallocate(f, w.segmentSize)
 	}
+}
+
+// zeroAhead writes zeros into f past end, the end of the data about to be
+// written, when zeroedTo (how far f is known to be written) does not reach
+// end: up to walZeroAhead bytes further, to a 4 kB boundary, never past the
+// segment size (see walZeroAhead). It returns how far f is then written. A
+// log whose segments are not preallocated writes no zeros.
+func (w *WAL) zeroAhead(f *os.File, end, zeroedTo int64) (int64, error) {
+	if w.noPrealloc || end <= zeroedTo || end >= w.segmentSize {
+		return zeroedTo, nil
+	}
+	to := min((end+walZeroAhead+4095)&^4095, w.segmentSize)
+	if w.zeros == nil {
+		w.zeros = make([]byte, 64<<10)
+	}
+	for off := end; off < to; {
+		n, err := f.WriteAt(w.zeros[:min(int64(len(w.zeros)), to-off)], off)
+		if err != nil {
+			return zeroedTo, fmt.Errorf("zeros ahead of the log at offset %d: %w", off, err)
+		}
+		off += int64(n)
+	}
+	return to, nil
 }
 
 // Save appends the hard state (unless it is empty) and the entries as one
