@@ -7,7 +7,11 @@
 // no raft. With NETFLOOR_FSYNC=1 a PUT is answered only after a 300-byte
 // record (about what one write costs in etcdlite's log) was written and
 // fdatasynced; PUTs arriving during an fsync share the next one (group
-// commit), as in etcdlite.
+// commit), as in etcdlite. With NETFLOOR_ZERO=1 as well, the log file is
+// filled with zeros before it serves, so that every fdatasync overwrites
+// written blocks and never commits the file system's journal for them; that
+// is the best etcdlite's log can do (it writes zeros ahead of its records,
+// walZeroAhead in wal.go).
 //
 // It takes etcd's command line, so ../shared/bench/compare.sh can run it in
 // place of etcdlite; the ratios it prints are the ceiling for a server that
@@ -117,6 +121,14 @@ func main() {
 			log.Fatal(err)
 		}
 		_ = syscall.Fallocate(int(f.Fd()), 0, 0, logSize)
+		if os.Getenv("NETFLOOR_ZERO") != "" {
+			if _, err := f.WriteAt(make([]byte, logSize), 0); err != nil {
+				log.Fatal(err)
+			}
+			if err := f.Sync(); err != nil {
+				log.Fatal(err)
+			}
+		}
 		glog = &groupLog{f: f, wake: make(chan struct{}, 1)}
 		go glog.run()
 	}
