@@ -3,7 +3,11 @@
 // Netfloor is a measuring stick, not a server: the least any v2 server
 // built on net/http can do per request on a machine. It answers every PUT
 // with a fixed etcd-sized "set" answer and every other request with a fixed
-// "get" answer, with the headers etcdlite sends; it keeps no store and runs
+// "get" answer, with the headers etcd 3.4 and etcdlite send (the three
+// Access-Control-* of etcd's default CORS policy, X-Etcd-Cluster-Id,
+// Content-Type, X-Etcd-Index, X-Raft-Index, X-Raft-Term; before 2026-12-02
+// it sent only the last four, which NETFLOOR_HEADERS=4 still does, for
+// comparing with the numbers of earlier sessions); it keeps no store and runs
 // no raft. With NETFLOOR_FSYNC=1 a PUT is answered only after a 300-byte
 // record (about what one write costs in etcdlite's log) was written and
 // fdatasynced; PUTs arriving during an fsync share the next one (group
@@ -135,6 +139,12 @@ func main() {
 	var index atomic.Uint64
 	set, get := []byte(setAnswer), []byte(getAnswer)
 	contentType, term := []string{"application/json"}, []string{"2"}
+	// the headers etcd 3.4 and etcdlite send with every keys answer besides
+	// the four above (Date and Content-Length are net/http's)
+	corsHeaders := []string{"accept, content-type, authorization"}
+	corsMethods := []string{"POST, GET, OPTIONS, PUT, DELETE"}
+	corsOrigin, clusterID := []string{"*"}, []string{"cdf818194e3a8c32"}
+	fourHeaders := os.Getenv("NETFLOOR_HEADERS") == "4"
 	log.Fatal(http.ListenAndServe(u.Host, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		answer := get
@@ -146,6 +156,12 @@ func main() {
 		}
 		i := []string{strconv.FormatUint(index.Add(1), 10)}
 		h := w.Header()
+		if !fourHeaders {
+			h["Access-Control-Allow-Headers"] = corsHeaders
+			h["Access-Control-Allow-Methods"] = corsMethods
+			h["Access-Control-Allow-Origin"] = corsOrigin
+			h["X-Etcd-Cluster-Id"] = clusterID
+		}
 		h["Content-Type"] = contentType
 		h["X-Etcd-Index"] = i
 		h["X-Raft-Index"] = i
