@@ -412,7 +412,6 @@ func (w *WAL) write(buf []byte, chain uint32, sync bool) error {
 	if err != nil && n > 0 {
 		// Best effort: drop the partial batch so a later open sees a clean tail.
 		_ = w.f.Truncate(w.size)
-		w.zeroedTo = w.size
 	}
 	if err == nil && sync {
 		err = w.fdatasync()
@@ -451,12 +450,13 @@ func (w *WAL) preallocate(f *os.File) {
 }
 
 // zeroAhead writes zeros into f past end, the end of the data about to be
-// written, when zeroedTo (how far f is known to be written) does not reach
-// end: up to walZeroAhead bytes further, to a 4 kB boundary, never past the
-// segment size (see walZeroAhead). It returns how far f is then written. A
-// log whose segments are not preallocated writes no zeros.
+// written (or just written, for a new segment's preamble), when zeroedTo
+// (how far f is known to be written) does not pass end: up to walZeroAhead
+// bytes further, to a 4 kB boundary, never past the segment size (see
+// walZeroAhead). It returns how far f is then written. A log whose segments
+// are not preallocated writes no zeros.
 func (w *WAL) zeroAhead(f *os.File, end, zeroedTo int64) (int64, error) {
-	if w.noPrealloc || end <= zeroedTo || end >= w.segmentSize {
+	if w.noPrealloc || end < zeroedTo || end >= w.segmentSize {
 		return zeroedTo, nil
 	}
 	to := min((end+walZeroAhead+4095)&^4095, w.segmentSize)

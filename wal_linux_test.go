@@ -108,6 +108,9 @@ func TestWALZerosAhead(t *testing.T) {
 			dir := t.TempDir()
 			opts := walOptions{segmentSize: tc.segSize}
 			w, _ := walTestOpenWith(t, dir, 0, 0, opts)
+			if w.zeroedTo <= w.size {
+				t.Fatalf("a new segment is written to %d, its preamble ends at %d: want zeros past it", w.zeroedTo, w.size)
+			}
 			var want []raftpb.Entry
 			for i := 0; i < tc.batches; i++ {
 				ents := walTestEnts(uint64(i+1), uint64(i+1), 1, tc.size)
