@@ -378,7 +378,7 @@ func (s *server) proposeAuth(ctx context.Context, c *authChange) (*authResult, e
 		s.waits.cancel(c.ID)
 		return nil, errStopped
 	}
-	res, err := s.await(c.ID, ch, &s.waits)
+	res, err := s.await(ch)
 	if err != nil {
 		return nil, err
 	}

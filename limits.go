@@ -90,9 +90,8 @@ func (s *server) limitRequests(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		rc := http.NewResponseController(w)
-		if err := rc.SetReadDeadline(time.Now().Add(bodyTimeout)); err == nil {
-			db := &deadlineBody{body: r.Body, rc: rc}
+		db := &deadlineBody{body: r.Body, rc: *http.NewResponseController(w)} // one allocation for both
+		if err := db.rc.SetReadDeadline(time.Now().Add(bodyTimeout)); err == nil {
 			r.Body = db
 			defer db.unwrap(r)
 		} else if !errors.Is(err, http.ErrNotSupported) {
@@ -133,7 +132,7 @@ func bodyWeight(contentLength int64) int64 {
 // net/http's check for the client going away) has none.
 type deadlineBody struct {
 	body io.ReadCloser
-	rc   *http.ResponseController
+	rc   http.ResponseController
 	done bool
 }
 

@@ -248,7 +248,10 @@ func (s *server) leaderChanged() {
 	}
 }
 
-// closeInbox stops taking requests for the loop and fails the queued ones.
+// closeInbox stops taking requests for the loop and fails the queued ones,
+// then every wait still open (writes in the log not yet applied, quorum
+// reads): nothing answers them once the loop has ended. A request that
+// comes later finds the inbox closed and fails at once (propose).
 func (s *server) closeInbox() {
 	props, changes := s.inbox.close()
 	for _, p := range props {
@@ -257,6 +260,8 @@ func (s *server) closeInbox() {
 	for _, cc := range changes {
 		s.waits.trigger(cc.ID, applyResult{fail: errStopped})
 	}
+	s.waits.failAll(errStopped)
+	s.readIndexes.failAll(errStopped)
 }
 
 // handleReady does what one Ready asks, in the order durability needs
