@@ -106,7 +106,13 @@ func TestWaitListExpire(t *testing.T) {
 	now := time.Now()
 	early := w.register(1, now.Add(-time.Second))
 	late := w.register(2, now.Add(time.Hour))
+	if n := w.len(); n != 2 {
+		t.Fatalf("len %d with two waits open, want 2", n)
+	}
 	w.expire(now)
+	if n := w.len(); n != 1 {
+		t.Fatalf("len %d after one wait expired, want 1", n)
+	}
 	select {
 	case r := <-early:
 		if r.fail != errTimeout {
@@ -180,5 +186,31 @@ func TestWaitDeadline(t *testing.T) {
 				t.Fatalf("deadline %v is %v after a request timeout from now", d, d.Sub(min))
 			}
 		})
+	}
+}
+
+// TestLoopEndFailsOpenWaits: when the raft loop ends, every wait still
+// open (a write in the log not yet applied, a quorum read) ends with
+// errStopped, for await watches nothing else.
+func TestLoopEndFailsOpenWaits(t *testing.T) {
+	m := startTestMember(t, nil)
+	deadline := time.Now().Add(time.Hour) // no sweep ends them first
+	write := m.waits.register(nextRequestID(), deadline)
+	read := m.readIndexes.register(nextRequestID(), deadline)
+	if err := m.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		ch   chan applyResult
+	}{{"write", write}, {"quorum read", read}} {
+		select {
+		case r := <-c.ch:
+			if r.fail != errStopped {
+				t.Errorf("%s ended with %v, want errStopped", c.name, r.fail)
+			}
+		default:
+			t.Errorf("the %s's wait is still open after the loop ended", c.name)
+		}
 	}
 }

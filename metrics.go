@@ -118,7 +118,6 @@ func httpMethodIndex(method string, quorum bool) int {
 type serverMetrics struct {
 	leaderChanges    atomic.Uint64
 	committed        atomic.Uint64 // commit index
-	pending          atomic.Int64  // proposals waiting for their result
 	failed           atomic.Uint64 // proposals that failed (not a store error)
 	healthSuccess    atomic.Uint64
 	healthFailures   atomic.Uint64
@@ -323,7 +322,7 @@ func (s *server) metricsText() []byte {
 	// until then (a restart), what is applied was committed
 	gauge("etcd_server_proposals_committed_total", "The total number of consensus proposals committed.", float64(max(m.committed.Load(), applied)))
 	gauge("etcd_server_proposals_applied_total", "The total number of consensus proposals applied.", float64(applied))
-	gauge("etcd_server_proposals_pending", "The current number of pending proposals to commit.", float64(m.pending.Load()))
+	gauge("etcd_server_proposals_pending", "The current number of pending proposals to commit.", float64(s.waits.len()))
 	counter("etcd_server_proposals_failed_total", "The total number of failed proposals seen.", float64(m.failed.Load()))
 	counter("etcd_server_health_success", "The total number of successful health checks", float64(m.healthSuccess.Load()))
 	counter("etcd_server_health_failures", "The total number of failed health checks", float64(m.healthFailures.Load()))

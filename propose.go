@@ -62,6 +62,15 @@ func (w *waitList) cancel(id uint64) {
 	w.mu.Unlock()
 }
 
+// len is how many waits are open: the proposals (writes, membership and
+// auth changes) waiting for their results, etcd_server_proposals_pending.
+// Counting them here spares every write two additions to a shared counter.
+func (w *waitList) len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.m)
+}
+
 // failAll ends every wait with err.
 func (w *waitList) failAll(err error) {
 	w.mu.Lock()
@@ -143,9 +152,7 @@ func (s *server) propose(ctx context.Context, r *kv.Request) (*kv.Event, error) 
 		s.waits.cancel(r.ID)
 		return nil, errStopped
 	}
-	s.metrics.pending.Add(1)
 	res, err := s.await(ch)
-	s.metrics.pending.Add(-1)
 	if err != nil {
 		if res.err == nil { // not the store's answer: the proposal failed
 			s.metrics.failed.Add(1)
