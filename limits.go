@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -47,14 +48,17 @@ const (
 )
 
 // limitServer sets the limits of an http.Server that serves clients or
-// peers.
-func (s *server) limitServer(srv *http.Server) {
-	srv.ReadHeaderTimeout = readHeaderTimeout
+// peers, and returns its listener ln watched for the header and idle
+// limits (connreaper.go): a TLS listener goes over what it returns.
+func (s *server) limitServer(srv *http.Server, ln net.Listener) net.Listener {
+	header := readHeaderTimeout
 	if s.cfg.hooks.headerTimeout > 0 {
-		srv.ReadHeaderTimeout = s.cfg.hooks.headerTimeout
+		header = s.cfg.hooks.headerTimeout
 	}
-	srv.IdleTimeout = idleTimeout
+	reaper := newConnReaper(header, idleTimeout)
+	srv.ConnState = reaper.connState
 	srv.MaxHeaderBytes = maxHeaderBytes
+	return reaper.listen(ln)
 }
 
 // proposalsWithin is how many of the first proposals fit in max bytes,

@@ -114,12 +114,12 @@ func startProxy(ctx context.Context, cfg *config, found map[string][]*url.URL) (
 			}
 			return nil, fmt.Errorf("listen on client URL %s: %w", u, err)
 		}
+		srv := &http.Server{Addr: ln.Addr().String(), Handler: handler}
+		ln = limits.limitServer(srv, ln)
 		if u.Scheme == "https" {
 			ln = newTLSListener(ln, p.tls.client) // newTLSSetup made sure it is set
 		}
 		p.listeners = append(p.listeners, ln)
-		srv := &http.Server{Addr: ln.Addr().String(), Handler: handler}
-		limits.limitServer(srv)
 		p.httpServers = append(p.httpServers, srv)
 	}
 	for i, srv := range p.httpServers {

@@ -421,13 +421,13 @@ func (s *server) serve(u *url.URL, h http.Handler, now bool, side *tlsSide) erro
 		}
 		return err
 	}
-	if u.Scheme == "https" {
-		ln = newTLSListener(ln, side) // newTLSSetup made sure side is set
-	}
 	// No whole-request read timeout (a watch may last for hours): with one,
 	// net/http arms a timer for every request (about 4% of a read's CPU).
 	srv := &http.Server{Addr: ln.Addr().String(), Handler: h}
-	s.limitServer(srv) // limits.go: header size and time, idle connections
+	ln = s.limitServer(srv, ln) // limits.go: header size and time, idle connections
+	if u.Scheme == "https" {
+		ln = newTLSListener(ln, side) // newTLSSetup made sure side is set
+	}
 	s.listeners = append(s.listeners, ln)
 	s.httpServers = append(s.httpServers, srv)
 	if now {
