@@ -32,6 +32,11 @@ func (s *server) catchUpEntries() uint64 {
 // in-memory log (see trimRaftLog).
 const raftLogTrimEvery = 10000
 
+// raftLogRoom is the room raft's in-memory log keeps for appends past a
+// trim: the entries until the next trim, and a quarter more for those
+// appended before they are applied.
+const raftLogRoom = raftLogTrimEvery + raftLogTrimEvery/4
+
 // trimRaftLog keeps raft's in-memory log short between snapshots: every
 // raftLogTrimEvery applied entries, everything but the last catchUpEntries
 // is dropped from it, so memory does not grow with --snapshot-count. The

@@ -35,7 +35,7 @@ type server struct {
 	store     *kv.Store
 	rn        *raft.RawNode // owned by the raft loop
 	inbox     *raftInbox    // what other goroutines hand the raft loop
-	storage   *raft.MemoryStorage
+	storage   *raftStorage  // raft's in-memory log (raftstorage.go)
 	wal       *WAL
 	snapper   *Snapshotter
 	transport *Transport
@@ -101,7 +101,7 @@ func startServer(cfg *config) (*server, error) {
 	s := &server{
 		cfg:         cfg,
 		store:       kv.New(clusterPrefix, keysPrefix),
-		storage:     raft.NewMemoryStorage(),
+		storage:     newRaftStorage(raftLogRoom),
 		stopc:       make(chan struct{}),
 		runDone:     make(chan struct{}),
 		encoded:     make(chan encodedStore, 1),
