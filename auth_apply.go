@@ -378,7 +378,7 @@ func (s *server) proposeAuth(ctx context.Context, c *authChange) (*authResult, e
 		s.waits.cancel(c.ID)
 		return nil, errStopped
 	}
-	res, err := s.await(ch)
+	res, err := s.waits.await(ch)
 	if err != nil {
 		return nil, err
 	}

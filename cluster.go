@@ -276,7 +276,7 @@ func (s *server) proposeConfChange(ctx context.Context, cc raftpb.ConfChange) er
 		s.waits.cancel(cc.ID)
 		return errStopped
 	}
-	_, err := s.await(ch)
+	_, err := s.waits.await(ch)
 	return err
 }
 

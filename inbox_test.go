@@ -132,6 +132,38 @@ func TestWaitListExpire(t *testing.T) {
 	}
 }
 
+// TestWaitListReusesAnsweredChannels: a channel comes back for a new wait
+// only once its answer was received, so that every wait gets its own
+// answer and no other; a wait cancelled after it was answered (the loop
+// ended) keeps its channel out of reuse.
+func TestWaitListReusesAnsweredChannels(t *testing.T) {
+	w := waitList{m: map[uint64]waiter{}}
+	deadline := time.Now().Add(time.Hour)
+	for i := uint64(1); i <= 100; i++ {
+		ch := w.register(i, deadline)
+		w.trigger(i, applyResult{event: &kv.Event{EtcdIndex: i}})
+		res, err := w.await(ch)
+		if err != nil || res.event.EtcdIndex != i {
+			t.Fatalf("wait %d got %+v, %v", i, res, err)
+		}
+	}
+	// answered by failAll, then cancelled as propose does when the inbox
+	// is closed: the stale answer must not reach the next wait
+	stale := w.register(200, deadline)
+	w.failAll(errStopped)
+	w.cancel(200)
+	for i := uint64(201); i <= 300; i++ {
+		ch := w.register(i, deadline)
+		if ch == stale {
+			t.Fatal("a channel holding an answer was handed to a new wait")
+		}
+		w.trigger(i, applyResult{event: &kv.Event{EtcdIndex: i}})
+		if res, err := w.await(ch); err != nil || res.event.EtcdIndex != i {
+			t.Fatalf("wait %d got %+v, %v", i, res, err)
+		}
+	}
+}
+
 // TestProposalOfGoneClient: a write whose client has gone before the raft
 // loop takes it is not proposed, and its wait ends with the context's
 // error at once (await does not watch the context: without the answer from

