@@ -220,9 +220,12 @@ func TestDiscoveryBootstrap(t *testing.T) {
 		return true
 	})
 	m0 := "http://" + servers[0].ClientAddrs()[0]
-	m2 := "http://" + servers[2].ClientAddrs()[0]
 	putValue(t, m0, "k", "v")
-	waitFor(t, 5*time.Second, "the write on m2", func() bool { return getValue(t, m2, "k") == "v" })
+	// on every member: the proxy below reads from any of them, without quorum
+	for i, s := range servers {
+		mi := "http://" + s.ClientAddrs()[0]
+		waitFor(t, 5*time.Second, fmt.Sprintf("the write on m%d", i), func() bool { return getValue(t, mi, "k") == "v" })
+	}
 
 	// the fourth finds the token full and becomes a proxy
 	cfg4 := discoveryConfig(t, "m3", durl)
@@ -240,7 +243,10 @@ func TestDiscoveryBootstrap(t *testing.T) {
 		t.Errorf("k through the proxy = %q", got)
 	}
 	putValue(t, pURL, "k2", "through-proxy")
-	waitFor(t, 5*time.Second, "the proxied write on m2", func() bool { return getValue(t, m2, "k2") == "through-proxy" })
+	for i, s := range servers { // every member: the readonly proxy below reads from any
+		mi := "http://" + s.ClientAddrs()[0]
+		waitFor(t, 5*time.Second, fmt.Sprintf("the proxied write on m%d", i), func() bool { return getValue(t, mi, "k2") == "through-proxy" })
+	}
 	var files []string
 	filepath.Walk(cfg4.DataDir, func(p string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() {
