@@ -335,11 +335,12 @@ func (s *server) handleKeys(w http.ResponseWriter, r *http.Request) {
 			}
 			now = s.now() // the TTLs as of the read, after the wait
 		}
-		var kerr *kv.Error
-		ev, kerr = s.store.Get(kr.req.Path, kr.req.Recursive, kr.sorted, now.UnixNano())
-		if kerr != nil {
-			err = kerr
+		if kerr := s.writeRead(w, &kr, now); kerr != nil {
+			s.keysError(w, mi, kerr)
+			return
 		}
+		s.metrics.http.success[mi].observe(time.Since(start))
+		return
 	case http.MethodPut:
 		kr.req.Method = kv.MethodPut
 		ev, err = s.propose(r.Context(), &kr.req)
@@ -407,24 +408,42 @@ func (pc *positionHeaderCache) positionHeadersFor(etcdIndex, raftIndex, term uin
 // chunks unless told the length.
 const bufferedBody = 2048
 
+// writeRead answers a read of the store as of now, its JSON appended by the
+// store straight into a pooled buffer; a failed read answers nothing.
+func (s *server) writeRead(w http.ResponseWriter, kr *keyRequest, now time.Time) *kv.Error {
+	bp := bufPool.Get().(*[]byte)
+	b, index, kerr := s.store.AppendGet((*bp)[:0], kr.req.Path, kr.req.Recursive, kr.sorted, now.UnixNano(), keysPrefix)
+	if kerr == nil {
+		s.writeAnswer(w, index, false, b)
+	}
+	putBuf(bp, b)
+	return kerr
+}
+
 // writeEvent answers with ev, as etcd does, with the store's and raft's
 // positions in the headers; noValue drops the nodes of a successful write.
 func (s *server) writeEvent(w http.ResponseWriter, ev *kv.Event, noValue bool) {
-	h := w.Header()
-	h["Content-Type"] = jsonContentType
-	s.writePositionHeaders(h, ev.EtcdIndex)
 	omit := noValue && (ev.Action == kv.ActionSet || ev.Action == kv.ActionCompareAndSwap ||
 		ev.Action == kv.ActionCreate || ev.Action == kv.ActionUpdate)
 	bp := bufPool.Get().(*[]byte)
 	b := ev.AppendJSON((*bp)[:0], keysPrefix, omit)
+	s.writeAnswer(w, ev.EtcdIndex, ev.IsCreated(), b)
+	putBuf(bp, b)
+}
+
+// writeAnswer answers with the JSON body b, the store's position
+// etcdIndex and raft's in the headers, and 201 when created is set.
+func (s *server) writeAnswer(w http.ResponseWriter, etcdIndex uint64, created bool, b []byte) {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	s.writePositionHeaders(h, etcdIndex)
 	if len(b) >= bufferedBody {
 		h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	}
-	if ev.IsCreated() {
+	if created {
 		w.WriteHeader(http.StatusCreated)
 	}
 	w.Write(b)
-	putBuf(bp, b)
 }
 
 // writeError answers with an etcd error; errors that are not the store's

@@ -319,6 +319,7 @@ func (s *Store) Recover(data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.root, s.ttls, s.index = root, heap, h.Index
+	s.answers.clear()
 	s.saveSize.Store(int64(len(data)))
 	s.readonly = map[string]bool{"/": true}
 	for _, p := range h.Readonly {

@@ -33,6 +33,7 @@ type Store struct {
 	readonly map[string]bool
 	stats    Stats
 	saveSize atomic.Int64 // bytes of the last snapshot saved or recovered
+	answers  answerCache  // recent GET answers of permanent files (answers.go)
 }
 
 // New returns an empty store whose root holds the given namespace
