@@ -29,7 +29,7 @@ func TestConnReaperLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, secure := range []bool{false, true} {
-		reaper := newConnReaper(header, idle)
+		reaper := newConnReaper(header, idle, time.Minute)
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/slow" { // a request in progress far beyond both limits
 				time.Sleep(idle + 2*header)
@@ -145,7 +145,7 @@ func TestConnReaperLimits(t *testing.T) {
 // TestConnReaperForgetsClosed checks that a reaper forgets the connections
 // that were closed, by whichever side, and stops with its listener.
 func TestConnReaperForgetsClosed(t *testing.T) {
-	reaper := newConnReaper(time.Second, time.Second)
+	reaper := newConnReaper(time.Second, time.Second, time.Second)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok")
 	}), ConnState: reaper.connState}

@@ -47,6 +47,27 @@ const (
 	maxBatchBytes = 8 << 20
 )
 
+// bodyTimeout is how long a write's body may take to arrive.
+func (s *server) bodyTimeout() time.Duration {
+	if s.cfg.hooks.bodyTimeout > 0 {
+		return s.cfg.hooks.bodyTimeout
+	}
+	return bodyReadTimeout
+}
+
+// reapedConnKey is the context key of the watched connection a request
+// came on (withReapedConn).
+type reapedConnKey struct{}
+
+// withReapedConn is an http.Server's ConnContext: it gives the requests of
+// a watched connection the connection, whose reaper times their bodies.
+func withReapedConn(ctx context.Context, nc net.Conn) context.Context {
+	if c := reapedOf(nc); c != nil {
+		return context.WithValue(ctx, reapedConnKey{}, c)
+	}
+	return ctx
+}
+
 // limitServer sets the limits of an http.Server that serves clients or
 // peers, and returns its listener ln watched for the header and idle
 // limits (connreaper.go): a TLS listener goes over what it returns.
@@ -55,8 +76,9 @@ func (s *server) limitServer(srv *http.Server, ln net.Listener) net.Listener {
 	if s.cfg.hooks.headerTimeout > 0 {
 		header = s.cfg.hooks.headerTimeout
 	}
-	reaper := newConnReaper(header, idleTimeout)
+	reaper := newConnReaper(header, idleTimeout, s.bodyTimeout())
 	srv.ConnState = reaper.connState
+	srv.ConnContext = withReapedConn
 	srv.MaxHeaderBytes = maxHeaderBytes
 	return reaper.listen(ln)
 }
@@ -79,10 +101,7 @@ func proposalsWithin(props []proposal, max int) int {
 // makes large bodies wait for a share of the member's budget for them.
 func (s *server) limitRequests(next http.Handler) http.Handler {
 	budget := newByteBudget(largeBodyBudget)
-	bodyTimeout := bodyReadTimeout
-	if s.cfg.hooks.bodyTimeout > 0 {
-		bodyTimeout = s.cfg.hooks.bodyTimeout
-	}
+	bodyTimeout := s.bodyTimeout()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.Method)+len(r.RequestURI)+len(r.Proto)+2 > maxRequestLine {
 			slog.Warn("refused a client request with a request line longer than etcd serves",
@@ -94,12 +113,21 @@ func (s *server) limitRequests(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		db := &deadlineBody{body: r.Body, rc: *http.NewResponseController(w)} // one allocation for both
-		if err := db.rc.SetReadDeadline(time.Now().Add(bodyTimeout)); err == nil {
+		if c, ok := r.Context().Value(reapedConnKey{}).(*reapedConn); ok {
+			// the connection's reaper times the body (connreaper.go)
+			db := &deadlineBody{body: r.Body, conn: c}
+			c.beginBody()
 			r.Body = db
 			defer db.unwrap(r)
-		} else if !errors.Is(err, http.ErrNotSupported) {
-			slog.Warn("set a deadline for a request body", "remote", r.RemoteAddr, "err", err)
+		} else {
+			// served on a listener without a reaper: a deadline of its own
+			db := &deadlineBody{body: r.Body, rc: *http.NewResponseController(w)} // one allocation for both
+			if err := db.rc.SetReadDeadline(time.Now().Add(bodyTimeout)); err == nil {
+				r.Body = db
+				defer db.unwrap(r)
+			} else if !errors.Is(err, http.ErrNotSupported) {
+				slog.Warn("set a deadline for a request body", "remote", r.RemoteAddr, "err", err)
+			}
 		}
 		if n := bodyWeight(r.ContentLength); n > 0 {
 			ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout())
@@ -136,7 +164,8 @@ func bodyWeight(contentLength int64) int64 {
 // net/http's check for the client going away) has none.
 type deadlineBody struct {
 	body io.ReadCloser
-	rc   http.ResponseController
+	conn *reapedConn             // whose reaper keeps the limit, or nil
+	rc   http.ResponseController // without one: sets the deadline
 	done bool
 }
 
@@ -147,7 +176,9 @@ func (d *deadlineBody) Read(p []byte) (int, error) {
 	// net/http's draining of the rest cannot wait forever either
 	if err == io.EOF && !d.done {
 		d.done = true
-		if derr := d.rc.SetReadDeadline(time.Time{}); derr != nil {
+		if d.conn != nil {
+			d.conn.endBody()
+		} else if derr := d.rc.SetReadDeadline(time.Time{}); derr != nil {
 			slog.Debug("lift a request body's deadline", "err", derr)
 		}
 	}

@@ -396,3 +396,55 @@ func TestBodyGivenBackClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyTimedByReaper sends writes on one kept-alive connection of a
+// member whose reaper times bodies (limit 300 ms, checked every 75 ms): a
+// body arriving late but within its limit is served, the connection then
+// serves the next write with no deadline left over, and a body that stalls
+// fails with error 210 after its limit, not before.
+func TestBodyTimedByReaper(t *testing.T) {
+	const limit = 300 * time.Millisecond
+	cfg := testConfig(t, t.TempDir())
+	cfg.hooks.bodyTimeout = limit
+	m := startTestMember(t, cfg)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(m.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(conn)
+	put := func(value string, pause time.Duration, sendAll bool) (int, string, time.Duration) {
+		t.Helper()
+		body := "value=" + value
+		start := time.Now()
+		fmt.Fprintf(conn, "PUT /v2/keys/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n", len(body))
+		time.Sleep(pause)
+		if !sendAll {
+			body = body[:3]
+		}
+		io.WriteString(conn, body)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("value %q: %v", value, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b), time.Since(start)
+	}
+	for i, pause := range []time.Duration{limit / 2, 0, limit / 2, 0} {
+		if code, body, _ := put(fmt.Sprintf("v%d", i), pause, true); code != 200 && code != 201 {
+			t.Fatalf("write %d (body after %v): %d %s", i, pause, code, body)
+		}
+	}
+	code, body, took := put("never", 0, false)
+	if code != 400 || !strings.Contains(body, `"errorCode":210`) || took < limit {
+		t.Errorf("stalled body: %d %s after %v, want 400 with error 210 after at least %v", code, body, took, limit)
+	}
+	if took > 10*limit {
+		t.Errorf("stalled body answered after %v, limit %v", took, limit)
+	}
+	if r := e2eDo(t, m, "GET", "/v2/keys/slow", "", ""); r.code != 200 || !strings.Contains(r.body, `"v3"`) {
+		t.Errorf("after the writes: %d %s", r.code, r.body)
+	}
+}
