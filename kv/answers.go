@@ -17,8 +17,8 @@ const maxCachedAnswer = 1024
 
 // answerCache holds the JSON answers of recent GETs of permanent files, so
 // that a file read again before it changes is answered by a copy instead of
-// being encoded anew (about a quarter of the store's and the encoder's work
-// per read, BenchmarkAppendGet). An answer sits in the slot its file's
+// being encoded anew (BenchmarkAppendGet, 2026-12-03: 218 ns and no
+// allocation against 553 ns and 144 B for Get and Event.AppendJSON). An answer sits in the slot its file's
 // modifiedIndex picks and is valid while the file there has the same path
 // and modifiedIndex: every write gives the file it writes a new
 // modifiedIndex, so a write needs no invalidation, and a permanent file's

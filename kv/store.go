@@ -99,7 +99,9 @@ func (s *Store) get(p string) (*node, *Error) {
 
 // Get returns the node at p; a directory lists its visible children, all
 // levels deep when recursive, in key order when sorted. now is the time the
-// TTLs in the answer are computed against.
+// TTLs in the answer are computed against. The server answers reads with
+// AppendGet (answers.go), the same read as JSON; Get is its reference in
+// the tests.
 func (s *Store) Get(p string, recursive, sorted bool, now int64) (*Event, *Error) {
 	ev, err := s.Lookup(p, recursive, sorted, now)
 	s.count(err, statGetsSuccess, statGetsFail)
