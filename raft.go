@@ -1,6 +1,6 @@
 // The raft loop: it owns the raft.RawNode, steps what the inbox holds,
-// handles each Ready (WAL write and fsync, sending to peers, applying the
-// committed entries) and serves ReadIndex answers; also the raft-side
+// handles each Ready (WAL write and fsync, sending to peers, the committed
+// entries handed to the applier) and serves ReadIndex answers; also the raft-side
 // interface the transport delivers to (Process, Report*). Proposals and
 // waiters are in propose.go, snapshots in raft_snapshot.go, conf changes in
 // cluster.go.
@@ -84,11 +84,14 @@ func (s *server) raftConfig() *raft.Config {
 }
 
 // run is the raft loop: it owns the raft node, takes what the inbox holds,
-// and handles each Ready (persist, send, apply, advance). It is the only
-// goroutine that applies entries to the store, in log order.
+// and handles each Ready (persist, send, apply, advance). Its applier
+// (applier.go) is the only goroutine that applies entries to the store, in
+// log order, each batch while the loop waits for it or for the disk.
 func (s *server) run() {
 	defer close(s.runDone)
 	defer s.resumeRecoveryGC() // stopped before the log was replayed
+	s.applier = newApplier(s.apply)
+	defer s.applier.close()
 	defer s.closeInbox()
 	ticker := time.NewTicker(time.Duration(s.cfg.HeartbeatMs) * time.Millisecond)
 	defer ticker.Stop()
@@ -309,22 +312,41 @@ func (s *server) handleReady(rd raft.Ready) error {
 	// followers fsync in parallel), heartbeats and their answers, proposals
 	// and read requests forwarded to the leader.
 	msgs := s.sendEarly(rd.Messages)
-	// Committed entries are durable on a quorum already: apply them (and
-	// answer their clients) before this Ready's new entries are fsynced, so
-	// that a write waits for one fsync, not two. While the store is being
-	// encoded for a snapshot they wait.
-	if s.encoding {
-		s.deferred = append(s.deferred, rd.CommittedEntries...)
-	} else if err := s.apply(rd.CommittedEntries); err != nil {
-		return err
-	}
 	// A read index promises nothing about this member's disk: its reads
 	// need not wait for this Ready's fsync (they wait to have applied it).
 	for _, rs := range rd.ReadStates {
 		s.readIndexReady(rs)
 	}
-	if err := s.persist(rd.HardState, rd.Entries); err != nil {
-		return err
+	// Committed entries are durable on a quorum already: the applier
+	// applies them (and answers their clients) while this Ready's new
+	// entries are written and fsynced, so that a write waits for one fsync,
+	// not two, and the disk does not wait for the applying (applier.go).
+	// A membership change is applied before the Ready's entries are
+	// written, as everything was before the applier (it changes raft's
+	// configuration and the transport). While the store is being encoded
+	// for a snapshot the entries wait.
+	switch {
+	case s.encoding:
+		s.deferred = append(s.deferred, rd.CommittedEntries...)
+		if err := s.persist(rd.HardState, rd.Entries); err != nil {
+			return err
+		}
+	case len(rd.CommittedEntries) > 0 && len(rd.Entries) > 0 && !hasConfChange(rd.CommittedEntries):
+		s.applier.start(rd.CommittedEntries)
+		perr := s.persist(rd.HardState, rd.Entries)
+		if err := s.applier.wait(); err != nil {
+			return err
+		}
+		if perr != nil {
+			return perr
+		}
+	default:
+		if err := s.applier.run(rd.CommittedEntries); err != nil {
+			return err
+		}
+		if err := s.persist(rd.HardState, rd.Entries); err != nil {
+			return err
+		}
 	}
 	if !raft.IsEmptyHardState(rd.HardState) {
 		if err := s.storage.SetHardState(rd.HardState); err != nil {

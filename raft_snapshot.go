@@ -180,7 +180,7 @@ func (s *server) finishSnapshot(enc encodedStore) error {
 	}()
 	deferred := s.deferred
 	s.deferred = nil
-	return s.apply(deferred)
+	return s.applier.run(deferred)
 }
 
 // installSnapshot makes snap the state: raft's storage takes its metadata

@@ -73,6 +73,7 @@ type server struct {
 	snapshotting    atomic.Bool           // a local snapshot is being written
 	snapshotWG      sync.WaitGroup        // the goroutines encoding the store for it and writing it
 	encoded         chan encodedStore     // the store encoded for a snapshot, back to the raft loop
+	applier         *applier              // the goroutine that applies committed entries (applier.go), made by run
 	memberMu        sync.Mutex            // one membership change at a time from this member
 	appliedIndexPub atomic.Uint64         // appliedIndex, for readers outside the raft loop
 	clusterIDHeader []string              // the X-Etcd-Cluster-Id header value, shared by all responses
