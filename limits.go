@@ -69,7 +69,7 @@ func withReapedConn(ctx context.Context, nc net.Conn) context.Context {
 }
 
 // limitServer sets the limits of an http.Server that serves clients or
-// peers, and returns its listener ln watched for the header and idle
+// peers, and returns its listener ln watched for the header, idle and body
 // limits (connreaper.go): a TLS listener goes over what it returns.
 func (s *server) limitServer(srv *http.Server, ln net.Listener) net.Listener {
 	header := readHeaderTimeout
